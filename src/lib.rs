@@ -1,0 +1,10 @@
+//! omnishim: OmniBOR artifact dependency graphs for C/C++ builds.
+//!
+//! The library holds the formats (gitoid, manifest, store, elf) and the build-step logic
+//! (classify, depfile, shim); `cli` is the `omnishim` command and `main.rs` dispatches the
+//! multicall binary on the name it was run as.
+
+pub mod cli;
+pub mod gitoid;
+pub mod manifest;
+pub mod store;

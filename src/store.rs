@@ -1,0 +1,412 @@
+//! The store: content-addressed manifests plus our metadata indexes.
+//!
+//! Layout (FORMAT.md section 3):
+//! - `objects/gitoid_blob_<alg>/<xx>/<rest>`: manifest bytes, named by their gitoid.
+//! - `metadata/omnishim/targets/<alg>/<xx>/<rest>`: artifact ID -> manifest ID (one file per
+//!   artifact, replaced atomically; for files that cannot carry a note).
+//! - `metadata/omnishim/paths/<xx>`: append-only lines `<sha1> <sha256> <path>`, sharded by the
+//!   artifact's sha1, appended under an exclusive lock so concurrent steps never interleave.
+//! - `metadata/omnishim/hashcache/<xx>/<key>`: file identity -> both IDs (see `HashCache`).
+//!
+//! Every whole-file write goes to a temporary file in the destination directory and is renamed
+//! into place, so readers see either nothing or the complete file, whatever runs at once.
+
+use crate::gitoid::{self, id_of_bytes, Alg, Id, Ids};
+use crate::manifest::Manifest;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub const TOOL: &str = "omnishim";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: crate::manifest::ManifestError,
+    },
+    #[error("no manifest {0} in the store")]
+    Missing(Id),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn at(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    /// `$OMNIBOR_DIR`, else the nearest `.bom` upwards from `cwd`, else `cwd/.bom`.
+    pub fn locate(env_dir: Option<&std::ffi::OsStr>, cwd: &Path) -> Store {
+        if let Some(d) = env_dir.filter(|d| !d.is_empty()) {
+            return Store::at(cwd.join(d));
+        }
+        for dir in cwd.ancestors() {
+            let cand = dir.join(".bom");
+            if cand.is_dir() {
+                return Store::at(cand);
+            }
+        }
+        Store::at(cwd.join(".bom"))
+    }
+
+    /// The store the current process should use.
+    pub fn from_env() -> io::Result<Store> {
+        let cwd = std::env::current_dir()?;
+        Ok(Store::locate(std::env::var_os("OMNIBOR_DIR").as_deref(), &cwd))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn object_path(&self, id: &Id) -> PathBuf {
+        let hex = id.hex();
+        self.root
+            .join("objects")
+            .join(format!("gitoid_blob_{}", id.alg()))
+            .join(&hex[..2])
+            .join(&hex[2..])
+    }
+
+    fn meta(&self) -> PathBuf {
+        self.root.join("metadata").join(TOOL)
+    }
+
+    /// Write bytes as a content-addressed object; returns their ID. Existing objects are left
+    /// alone (same name, same bytes).
+    pub fn put_object(&self, alg: Alg, bytes: &[u8]) -> Result<Id, StoreError> {
+        let id = id_of_bytes(alg, bytes);
+        let path = self.object_path(&id);
+        if !path.exists() {
+            write_atomic(&path, bytes)?;
+        }
+        Ok(id)
+    }
+
+    pub fn put_manifest(&self, m: &Manifest) -> Result<Id, StoreError> {
+        self.put_object(m.alg, &m.to_bytes())
+    }
+
+    pub fn get_object(&self, id: &Id) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.object_path(id);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    pub fn get_manifest(&self, id: &Id) -> Result<Manifest, StoreError> {
+        let bytes = self.get_object(id)?.ok_or(StoreError::Missing(*id))?;
+        Manifest::parse(&bytes).map_err(|source| StoreError::Manifest {
+            path: self.object_path(id),
+            source,
+        })
+    }
+
+    fn target_path(&self, artifact: &Id) -> PathBuf {
+        let hex = artifact.hex();
+        self.meta()
+            .join("targets")
+            .join(artifact.alg().name())
+            .join(&hex[..2])
+            .join(&hex[2..])
+    }
+
+    /// Record artifact -> manifest for files that carry no note (archives, assembly, bitcode).
+    pub fn set_target(&self, artifact: &Id, manifest: &Id) -> Result<(), StoreError> {
+        let path = self.target_path(artifact);
+        let want = format!("{}\n", manifest.hex());
+        if fs::read(&path).ok().as_deref() == Some(want.as_bytes()) {
+            return Ok(());
+        }
+        write_atomic(&path, want.as_bytes())
+    }
+
+    pub fn get_target(&self, artifact: &Id) -> Option<Id> {
+        let s = fs::read_to_string(self.target_path(artifact)).ok()?;
+        Id::from_hex(s.trim_end()).ok()
+    }
+
+    /// Remember a path an artifact was seen at.
+    pub fn add_path(&self, ids: &Ids, path: &Path) -> Result<(), StoreError> {
+        let p = path.to_string_lossy();
+        if p.contains('\n') {
+            return Ok(()); // cannot be a line; such paths are simply not indexed
+        }
+        let line = format!("{} {} {}\n", ids.sha1.hex(), ids.sha256.hex(), p);
+        let shard = self.meta().join("paths").join(&line[..2]);
+        append_locked(&shard, line.as_bytes())
+    }
+
+    /// Every path recorded for an artifact (either algorithm's ID), oldest first, deduplicated.
+    pub fn paths_of(&self, id: &Id) -> Vec<String> {
+        let shard_key = match id.alg() {
+            Alg::Sha1 => Some(id.hex()[..2].to_string()),
+            Alg::Sha256 => None,
+        };
+        let dir = self.meta().join("paths");
+        let files: Vec<PathBuf> = match shard_key {
+            Some(k) => vec![dir.join(k)],
+            None => fs::read_dir(&dir)
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default(),
+        };
+        let hex = id.hex();
+        let mut out: Vec<String> = Vec::new();
+        for f in files {
+            let Ok(text) = fs::read_to_string(&f) else {
+                continue;
+            };
+            for line in text.lines() {
+                let mut it = line.splitn(3, ' ');
+                let (Some(a), Some(b), Some(p)) = (it.next(), it.next(), it.next()) else {
+                    continue;
+                };
+                if (a == hex || b == hex) && !out.iter().any(|x| x == p) {
+                    out.push(p.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Check every object: content hashes to its name, it parses, and every manifest it
+    /// references is present. Returns one line per problem.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let mut rep = VerifyReport::default();
+        for alg in Alg::ALL {
+            let dir = self.root.join("objects").join(format!("gitoid_blob_{alg}"));
+            for path in list_objects(&dir)? {
+                rep.objects += 1;
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                let name = object_name(&path);
+                let id = id_of_bytes(alg, &bytes);
+                if id.hex() != name {
+                    rep.problems.push(format!(
+                        "{}: content hashes to {}, not to its name",
+                        path.display(),
+                        id.hex()
+                    ));
+                    continue;
+                }
+                match Manifest::parse(&bytes) {
+                    Err(e) => rep
+                        .problems
+                        .push(format!("{}: not a manifest: {e}", path.display())),
+                    Ok(m) => {
+                        if m.alg != alg {
+                            rep.problems.push(format!(
+                                "{}: a {} manifest under gitoid_blob_{alg}",
+                                path.display(),
+                                m.alg
+                            ));
+                        }
+                        for (a, mf) in &m.inputs {
+                            if let Some(mf) = mf {
+                                if !self.object_path(mf).is_file() {
+                                    rep.problems.push(format!(
+                                        "{}: input {} refers to manifest {} which is not in the store",
+                                        id.uri(),
+                                        a.hex(),
+                                        mf.hex()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(rep)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub objects: usize,
+    pub problems: Vec<String>,
+}
+
+fn object_name(path: &Path) -> String {
+    let rest = path.file_name().map(|s| s.to_string_lossy().into_owned());
+    let pre = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned());
+    format!("{}{}", pre.unwrap_or_default(), rest.unwrap_or_default())
+}
+
+/// Files under `dir/<xx>/`, skipping our in-flight temporaries.
+fn list_objects(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for sub in rd {
+        let sub = sub.map_err(io_err(dir))?.path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(&sub).map_err(io_err(&sub))? {
+            let f = f.map_err(io_err(&sub))?.path();
+            let tmp = f
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"));
+            if !tmp {
+                out.push(f);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Write a whole file atomically: temporary file in the same directory, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    Ok(())
+}
+
+/// Append one record under an exclusive lock, in one write.
+pub fn append_locked(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.lock().map_err(io_err(path))?;
+    let r = f.write_all(bytes).map_err(io_err(path));
+    let _ = f.unlock();
+    r
+}
+
+/// A persistent cache of file IDs, keyed by what proves a file unchanged: device, inode, size,
+/// mtime and ctime in nanoseconds. Any write to the file changes ctime, so a stale entry can
+/// never be hit. Entries are whole files written atomically, safe under `make -j`.
+pub struct HashCache {
+    dir: Option<PathBuf>,
+}
+
+impl HashCache {
+    pub fn new(store: &Store) -> HashCache {
+        HashCache {
+            dir: Some(store.meta().join("hashcache")),
+        }
+    }
+
+    pub fn disabled() -> HashCache {
+        HashCache { dir: None }
+    }
+
+    fn key(meta: &fs::Metadata) -> (String, String) {
+        use std::os::unix::fs::MetadataExt;
+        let key = format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        (format!("{:02x}", meta.ino() & 0xff), key)
+    }
+
+    /// Both IDs of a file, from the cache when its identity is unchanged.
+    pub fn ids(&self, path: &Path) -> io::Result<Ids> {
+        let Some(dir) = &self.dir else {
+            return gitoid::ids_of_file(path);
+        };
+        let before = fs::metadata(path)?;
+        if !before.is_file() {
+            return gitoid::ids_of_file(path); // gives the proper error
+        }
+        let (shard, key) = Self::key(&before);
+        let entry = dir.join(shard).join(key);
+        if let Ok(s) = fs::read_to_string(&entry) {
+            if let Some((a, b)) = s.trim_end().split_once(' ') {
+                if let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) {
+                    return Ok(Ids { sha1, sha256 });
+                }
+            }
+        }
+        let ids = gitoid::ids_of_file(path)?;
+        // Only cache when the file did not change while we read it.
+        if let Ok(after) = fs::metadata(path) {
+            if Self::key(&after) == Self::key(&before) {
+                let _ = write_atomic(
+                    &entry,
+                    format!("{} {}\n", ids.sha1.hex(), ids.sha256.hex()).as_bytes(),
+                );
+            }
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_prefers_env_then_nearest_bom() {
+        let t = tempfile::tempdir().unwrap();
+        let deep = t.path().join("a/b/c");
+        fs::create_dir_all(&deep).unwrap();
+        assert_eq!(Store::locate(None, &deep).root(), deep.join(".bom"));
+        fs::create_dir_all(t.path().join("a/.bom")).unwrap();
+        assert_eq!(
+            Store::locate(None, &deep).root(),
+            t.path().join("a/.bom")
+        );
+        let env = std::ffi::OsString::from("/x/y");
+        assert_eq!(Store::locate(Some(&env), &deep).root(), Path::new("/x/y"));
+    }
+
+    #[test]
+    fn objects_targets_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path());
+        let mut m = Manifest::new(Alg::Sha1);
+        let h = gitoid::ids_of_bytes(b"hello world");
+        m.add(h.sha1, None);
+        let id = s.put_manifest(&m).unwrap();
+        assert_eq!(s.put_manifest(&m).unwrap(), id);
+        assert_eq!(s.get_manifest(&id).unwrap(), m);
+        assert!(s.object_path(&id).starts_with(t.path().join("objects/gitoid_blob_sha1")));
+        s.set_target(&h.sha1, &id).unwrap();
+        assert_eq!(s.get_target(&h.sha1), Some(id));
+        s.add_path(&h, Path::new("/a/b")).unwrap();
+        s.add_path(&h, Path::new("/a/b")).unwrap();
+        assert_eq!(s.paths_of(&h.sha256), vec!["/a/b".to_string()]);
+        assert!(s.verify().unwrap().problems.is_empty());
+    }
+}

@@ -1,0 +1,4 @@
+//! The one integration test binary: real tools, real files, a temp dir per test.
+
+mod foundation;
+mod util;
