@@ -1,5 +1,6 @@
 //! The `omnishim` command line: clap definitions and thin glue to the library.
 
+use crate::elf;
 use crate::gitoid::{self, Alg, Id, Which};
 use crate::manifest::Manifest;
 use crate::store::Store;
@@ -52,6 +53,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ManifestCmd,
     },
+    /// Read or embed the `.note.omnibor` ELF note.
+    Note {
+        #[command(subcommand)]
+        cmd: NoteCmd,
+    },
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -76,6 +82,32 @@ enum ManifestCmd {
         inputs: Vec<PathBuf>,
         #[arg(long)]
         store: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NoteCmd {
+    /// Print the manifest IDs held in the notes of ELF files.
+    Show {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed manifest IDs (one sha1 and one sha256, URI or hex) into an ELF file: appended to a
+    /// relocatable object, rewritten in place in a linked file.
+    Embed {
+        file: PathBuf,
+        #[arg(long = "manifest", required = true, num_args = 1..)]
+        manifests: Vec<String>,
+    },
+    /// Write the placeholder note object a link needs, for the target of an existing object.
+    Placeholder {
+        /// A relocatable object of the link's target (class, byte order, machine, flags).
+        #[arg(long)]
+        like: PathBuf,
+        #[arg(short)]
+        o: PathBuf,
     },
 }
 
@@ -134,9 +166,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let store = store_from(store)?;
             let id = Id::parse_any(&id)?;
-            let bytes = store
-                .get_object(&id)?
-                .with_context(|| format!("no manifest {} in {}", id.uri(), store.root().display()))?;
+            let bytes = store.get_object(&id)?.with_context(|| {
+                format!("no manifest {} in {}", id.uri(), store.root().display())
+            })?;
             use std::io::Write;
             std::io::stdout().write_all(&bytes)?;
             Ok(ExitCode::SUCCESS)
@@ -155,6 +187,66 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for m in &ms {
                 println!("{}", store.put_manifest(m)?.uri());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Note {
+            cmd: NoteCmd::Show { files, json },
+        } => {
+            let mut failed = false;
+            let mut rows = Vec::new();
+            for f in &files {
+                match elf::read_note_file(f) {
+                    Ok(ids) if json => rows.push(serde_json::json!({
+                        "path": f.to_string_lossy(),
+                        "sha1": ids.sha1.map(|i| i.uri()),
+                        "sha256": ids.sha256.map(|i| i.uri()),
+                    })),
+                    Ok(ids) if ids.is_empty() => println!("{}: no OmniBOR note", f.display()),
+                    Ok(ids) => {
+                        for id in [ids.sha1, ids.sha256].into_iter().flatten() {
+                            println!("{}  {}", id.uri(), f.display());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("omnishim: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Cmd::Note {
+            cmd: NoteCmd::Embed { file, manifests },
+        } => {
+            let mut sha1 = None;
+            let mut sha256 = None;
+            for m in &manifests {
+                let id = Id::parse_any(m)?;
+                match id.alg() {
+                    Alg::Sha1 => sha1 = Some(id),
+                    Alg::Sha256 => sha256 = Some(id),
+                }
+            }
+            let (Some(sha1), Some(sha256)) = (sha1, sha256) else {
+                anyhow::bail!("--manifest needs one sha1 and one sha256 ID");
+            };
+            elf::embed_file(&file, &sha1, &sha256)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Note {
+            cmd: NoteCmd::Placeholder { like, o },
+        } => {
+            let bytes = std::fs::read(&like).with_context(|| like.display().to_string())?;
+            let t = elf::Target::from_object(&bytes).with_context(|| like.display().to_string())?;
+            std::fs::write(&o, elf::placeholder_object(&t))
+                .with_context(|| o.display().to_string())?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Store {

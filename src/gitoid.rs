@@ -31,7 +31,7 @@ impl Alg {
     }
 
     /// Length of a raw digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Alg::Sha1 => 20,
             Alg::Sha256 => 32,
@@ -270,7 +270,10 @@ pub fn id_file(path: &Path, which: Which) -> io::Result<FileIds> {
     let mut f = File::open(path)?;
     let meta = f.metadata()?;
     if meta.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
     }
     id_reader(&mut f, meta.len(), which)
 }

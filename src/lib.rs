@@ -5,6 +5,7 @@
 //! multicall binary on the name it was run as.
 
 pub mod cli;
+pub mod elf;
 pub mod gitoid;
 pub mod manifest;
 pub mod store;

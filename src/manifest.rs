@@ -45,7 +45,7 @@ impl Manifest {
 
     /// The canonical bytes. Byte order of raw IDs equals order of their lower-case hex.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let per = self.alg.len() * 2 + 1;
+        let per = self.alg.digest_len() * 2 + 1;
         let mut out = Vec::with_capacity(24 + self.inputs.len() * per * 2);
         out.extend_from_slice(format!("gitoid:blob:{}\n", self.alg).as_bytes());
         for (a, m) in &self.inputs {
@@ -163,7 +163,10 @@ mod tests {
         let cases: Vec<(String, &str)> = vec![
             ("gitoid:blob:md5\n".into(), "line 1"),
             ("".into(), "line 1"),
-            (format!("gitoid:blob:sha1\n{} extra\n", h.sha1.hex()), "line 2"),
+            (
+                format!("gitoid:blob:sha1\n{} extra\n", h.sha1.hex()),
+                "line 2",
+            ),
             (format!("gitoid:blob:sha1\n{}\n", h.sha256.hex()), "line 2"),
             (
                 format!("gitoid:blob:sha1\n{}\nXYZ\n", h.sha1.hex()),

@@ -66,7 +66,10 @@ impl Store {
     /// The store the current process should use.
     pub fn from_env() -> io::Result<Store> {
         let cwd = std::env::current_dir()?;
-        Ok(Store::locate(std::env::var_os("OMNIBOR_DIR").as_deref(), &cwd))
+        Ok(Store::locate(
+            std::env::var_os("OMNIBOR_DIR").as_deref(),
+            &cwd,
+        ))
     }
 
     pub fn root(&self) -> &Path {
@@ -383,10 +386,7 @@ mod tests {
         fs::create_dir_all(&deep).unwrap();
         assert_eq!(Store::locate(None, &deep).root(), deep.join(".bom"));
         fs::create_dir_all(t.path().join("a/.bom")).unwrap();
-        assert_eq!(
-            Store::locate(None, &deep).root(),
-            t.path().join("a/.bom")
-        );
+        assert_eq!(Store::locate(None, &deep).root(), t.path().join("a/.bom"));
         let env = std::ffi::OsString::from("/x/y");
         assert_eq!(Store::locate(Some(&env), &deep).root(), Path::new("/x/y"));
     }
@@ -401,7 +401,9 @@ mod tests {
         let id = s.put_manifest(&m).unwrap();
         assert_eq!(s.put_manifest(&m).unwrap(), id);
         assert_eq!(s.get_manifest(&id).unwrap(), m);
-        assert!(s.object_path(&id).starts_with(t.path().join("objects/gitoid_blob_sha1")));
+        assert!(s
+            .object_path(&id)
+            .starts_with(t.path().join("objects/gitoid_blob_sha1")));
         s.set_target(&h.sha1, &id).unwrap();
         assert_eq!(s.get_target(&h.sha1), Some(id));
         s.add_path(&h, Path::new("/a/b")).unwrap();

@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git_hash(repo: &Path, file: &Path) -> String {
-    stdout(Command::new(need("git")).current_dir(repo).arg("hash-object").arg(file))
-        .trim()
-        .to_string()
+    stdout(
+        Command::new(need("git"))
+            .current_dir(repo)
+            .arg("hash-object")
+            .arg(file),
+    )
+    .trim()
+    .to_string()
 }
 
 fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
@@ -29,9 +34,17 @@ fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
 fn gitoids_equal_git_hash_object() {
     let t = Tmp::new();
     let sha256_repo = t.join("repo256");
-    run_ok(Command::new(need("git")).args(["init", "-q", "--object-format=sha256"]).arg(&sha256_repo));
+    run_ok(
+        Command::new(need("git"))
+            .args(["init", "-q", "--object-format=sha256"])
+            .arg(&sha256_repo),
+    );
     let sha1_repo = t.join("repo1");
-    run_ok(Command::new("git").args(["init", "-q", "--object-format=sha1"]).arg(&sha1_repo));
+    run_ok(
+        Command::new("git")
+            .args(["init", "-q", "--object-format=sha1"])
+            .arg(&sha1_repo),
+    );
     let mut files: Vec<PathBuf> = vec![
         t.write("empty", b""),
         t.write("hello", b"hello world"),
@@ -52,8 +65,18 @@ fn gitoids_equal_git_hash_object() {
     files.push(PathBuf::from(std::fs::canonicalize(need("gcc")).unwrap()));
     for f in &files {
         let ours = gitoid::ids_of_file(f).unwrap();
-        assert_eq!(ours.sha1.hex(), git_hash(&sha1_repo, f), "sha1 of {}", f.display());
-        assert_eq!(ours.sha256.hex(), git_hash(&sha256_repo, f), "sha256 of {}", f.display());
+        assert_eq!(
+            ours.sha1.hex(),
+            git_hash(&sha1_repo, f),
+            "sha1 of {}",
+            f.display()
+        );
+        assert_eq!(
+            ours.sha256.hex(),
+            git_hash(&sha256_repo, f),
+            "sha256 of {}",
+            f.display()
+        );
         // The CLI prints the same, one algorithm at a time too.
         let out = stdout(omnishim(&["id", "--hash", "sha256"]).arg(f));
         assert_eq!(out, format!("{}  {}\n", ours.sha256.uri(), f.display()));
@@ -69,10 +92,17 @@ fn id_recurses_and_prints_json() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[0].starts_with("gitoid:blob:sha1:95d09f2b10159347eece71399a7e2e907ea3df4f  "));
-    assert!(lines[3].starts_with("gitoid:blob:sha256:473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813  "));
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(omnishim(&["id", "--json", "--hash", "sha1"]).arg(t.join("d")))).unwrap();
-    assert_eq!(json[1]["sha1"], "gitoid:blob:sha1:e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+    assert!(lines[3].starts_with(
+        "gitoid:blob:sha256:473a0f4c3be8a93681a267e3b1e9a7dcda1185436fe141f7749120a303721813  "
+    ));
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        omnishim(&["id", "--json", "--hash", "sha1"]).arg(t.join("d")),
+    ))
+    .unwrap();
+    assert_eq!(
+        json[1]["sha1"],
+        "gitoid:blob:sha1:e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    );
     assert!(json[1].get("sha256").is_none());
 }
 
@@ -89,7 +119,10 @@ fn id_errors_are_one_line_naming_the_path() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(&p.display().to_string()), "{err}");
-        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
     }
 }
 
@@ -119,7 +152,9 @@ fn manifests_match_the_omnibor_crate() {
     let vp = t.write("vector", v.to_bytes());
     let theirs = omnibor::InputManifest::<Sha256>::from_path(&vp).unwrap();
     assert_eq!(
-        omnibor::ArtifactIdBuilder::with_rustcrypto().identify_manifest(&theirs).as_hex(),
+        omnibor::ArtifactIdBuilder::with_rustcrypto()
+            .identify_manifest(&theirs)
+            .as_hex(),
         "7087d342fc84220f19718837698f49cd1c0bde1c25c6282b9cbeaa7ac7f3fccb"
     );
 }
@@ -142,7 +177,11 @@ fn sixty_four_writers_one_store() {
                 .iter()
                 .map(|x| x.display().to_string())
                 .collect();
-            script.push_str(&format!("\"$0\" manifest create --store {} {} || exit 1\n", store.display(), set.join(" ")));
+            script.push_str(&format!(
+                "\"$0\" manifest create --store {} {} || exit 1\n",
+                store.display(),
+                set.join(" ")
+            ));
         }
         children.push(
             Command::new("sh")
@@ -189,7 +228,9 @@ fn sixty_four_writers_one_store() {
                     f.parent().unwrap().file_name().unwrap().to_string_lossy(),
                     f.file_name().unwrap().to_string_lossy()
                 );
-                found.push(Id::from_hex(&name).unwrap_or_else(|_| panic!("stray file {}", f.display())));
+                found.push(
+                    Id::from_hex(&name).unwrap_or_else(|_| panic!("stray file {}", f.display())),
+                );
             }
         }
     }
@@ -218,13 +259,19 @@ fn store_verify_finds_corruption_and_dangling_references() {
     assert_eq!(shown.as_bytes(), parent.to_bytes());
 
     std::fs::remove_file(store.object_path(&cid)).unwrap();
-    let out = omnishim(&["store", "verify", "--store"]).arg(store.root()).output().unwrap();
+    let out = omnishim(&["store", "verify", "--store"])
+        .arg(store.root())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&cid.hex()));
 
     store.put_manifest(&child).unwrap();
     std::fs::write(store.object_path(&pid), b"gitoid:blob:sha1\n").unwrap();
-    let out = omnishim(&["store", "verify", "--store"]).arg(store.root()).output().unwrap();
+    let out = omnishim(&["store", "verify", "--store"])
+        .arg(store.root())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not to its name"));
 }

@@ -1,4 +1,5 @@
 //! The one integration test binary: real tools, real files, a temp dir per test.
 
+mod elf;
 mod foundation;
 mod util;

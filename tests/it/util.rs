@@ -48,7 +48,9 @@ impl Tmp {
 
 /// Run a command, panic with its output if it fails.
 pub fn run_ok(c: &mut Command) -> Output {
-    let out = c.output().unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
     assert!(
         out.status.success(),
         "{c:?} failed: {}\nstdout: {}\nstderr: {}",

@@ -1,0 +1,945 @@
+//! The `.note.omnibor` ELF note: read it, embed it in relocatable objects, and rewrite it in
+//! place in linked files.
+//!
+//! Format (FORMAT.md section 4): section `.note.omnibor`, SHT_NOTE, SHF_ALLOC, align 4; entries
+//! named `OMNIBOR\0`, type 1 = sha1 manifest ID (20 bytes), type 2 = sha256 (32 bytes), in the
+//! file's byte order. Readers tell the algorithm by descriptor length (20 = sha1, 32 or 33 with
+//! a trailing NUL = sha256) so spec v0.2 notes read too.
+//!
+//! Relocatable objects (ET_REL): we append the note bytes, a copy of the section-name table
+//! with the new name, and a new section-header table with one more entry at the end of the
+//! file, and point the ELF header at it. Every existing section keeps its bytes and its index,
+//! so relocations, symbols and COMDAT groups stay valid. An existing `.note.omnibor` (from an
+//! earlier embed, or concatenated by `ld -r`) is re-pointed at the new bytes instead, so a file
+//! never holds two.
+//!
+//! Linked files (ET_EXEC, ET_DYN): a loaded section cannot be added after the link without a
+//! relayout. Instead a placeholder object holding a 92-byte note (both entries, zero IDs) is
+//! added to every link, so the output has a `.note.omnibor` of at least 92 bytes inside a
+//! PT_NOTE. After the link we rewrite that section in place at its linked size as [our sha1
+//! entry][our sha256 entry][one padding note: namesz 0, type 0, zero descriptor filling the
+//! rest]. Shrinking it instead would strand `.note.gnu.build-id`, which gold and lld place right
+//! after it in the same PT_NOTE; the padding note keeps the whole segment walkable.
+
+use crate::gitoid::{Alg, Id};
+use std::path::Path;
+
+pub const SECTION: &str = ".note.omnibor";
+pub const NOTE_NAME: &[u8; 8] = b"OMNIBOR\0";
+const SHT_NOTE: u32 = 7;
+const SHT_NULL: u32 = 0;
+const SHT_STRTAB: u32 = 3;
+const SHT_PROGBITS: u32 = 1;
+const SHF_ALLOC: u64 = 2;
+const PT_NOTE: u32 = 4;
+const ET_REL: u16 = 1;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+const SHN_LORESERVE: usize = 0xff00;
+const SHN_XINDEX: usize = 0xffff;
+/// Both entries: (12 + 8 + 20) + (12 + 8 + 32).
+pub const NOTE_LEN: usize = 92;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ElfError {
+    #[error("not an ELF file")]
+    NotElf,
+    #[error("truncated or corrupt ELF: {0}")]
+    Corrupt(&'static str),
+    #[error("corrupt .note.omnibor: {0}")]
+    BadNote(&'static str),
+    #[error("no .note.omnibor section to rewrite (was the placeholder object linked in?)")]
+    NoSection,
+    #[error(".note.omnibor is {0} bytes, cannot hold our entries plus padding")]
+    BadSize(u64),
+    #[error("is an ELF file of type {0}, expected {1}")]
+    WrongType(u16, &'static str),
+}
+
+/// The manifest IDs a note holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoteIds {
+    pub sha1: Option<Id>,
+    pub sha256: Option<Id>,
+}
+
+impl NoteIds {
+    pub fn get(&self, alg: Alg) -> Option<Id> {
+        match alg {
+            Alg::Sha1 => self.sha1,
+            Alg::Sha256 => self.sha256,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sha1.is_none() && self.sha256.is_none()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Shdr {
+    name: u32,
+    kind: u32,
+    flags: u64,
+    offset: u64,
+    size: u64,
+    link: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Phdr {
+    kind: u32,
+    offset: u64,
+    filesz: u64,
+}
+
+/// A bounds-checked view of an ELF file.
+pub struct Elf<'a> {
+    b: &'a [u8],
+    pub is64: bool,
+    pub le: bool,
+    pub etype: u16,
+    pub machine: u16,
+    pub flags: u32,
+    shoff: u64,
+    shentsize: usize,
+    shnum: usize,
+    shstrndx: usize,
+    phoff: u64,
+    phentsize: usize,
+    phnum: usize,
+}
+
+fn corrupt(what: &'static str) -> ElfError {
+    ElfError::Corrupt(what)
+}
+
+impl<'a> Elf<'a> {
+    pub fn parse(b: &'a [u8]) -> Result<Elf<'a>, ElfError> {
+        if b.len() < 16 || &b[..4] != b"\x7fELF" {
+            return Err(ElfError::NotElf);
+        }
+        let is64 = match b[4] {
+            1 => false,
+            2 => true,
+            _ => return Err(corrupt("bad ELF class")),
+        };
+        let le = match b[5] {
+            1 => true,
+            2 => false,
+            _ => return Err(corrupt("bad ELF data encoding")),
+        };
+        let mut e = Elf {
+            b,
+            is64,
+            le,
+            etype: 0,
+            machine: 0,
+            flags: 0,
+            shoff: 0,
+            shentsize: 0,
+            shnum: 0,
+            shstrndx: 0,
+            phoff: 0,
+            phentsize: 0,
+            phnum: 0,
+        };
+        let ehsize = if is64 { 64 } else { 52 };
+        if b.len() < ehsize {
+            return Err(corrupt("file shorter than its ELF header"));
+        }
+        e.etype = e.u16(16)?;
+        e.machine = e.u16(18)?;
+        let (phoff, shoff, flags, rest) = if is64 {
+            (e.u64(32)?, e.u64(40)?, e.u32(48)?, 54)
+        } else {
+            (e.u32(28)? as u64, e.u32(32)? as u64, e.u32(36)?, 42)
+        };
+        e.phoff = phoff;
+        e.shoff = shoff;
+        e.flags = flags;
+        e.phentsize = e.u16(rest)? as usize;
+        e.phnum = e.u16(rest + 2)? as usize;
+        e.shentsize = e.u16(rest + 4)? as usize;
+        e.shnum = e.u16(rest + 6)? as usize;
+        e.shstrndx = e.u16(rest + 8)? as usize;
+        let (want_sh, want_ph) = if is64 { (64, 56) } else { (40, 32) };
+        if e.shoff != 0 {
+            if e.shentsize != want_sh {
+                return Err(corrupt("bad section header size"));
+            }
+            // Extended numbering: the real counts live in section header 0.
+            if e.shnum == 0 || e.shstrndx == SHN_XINDEX {
+                let s0 = e.raw_shdr(0)?;
+                if e.shnum == 0 {
+                    e.shnum = usize::try_from(s0.size).map_err(|_| corrupt("section count"))?;
+                }
+                if e.shstrndx == SHN_XINDEX {
+                    e.shstrndx = s0.link as usize;
+                }
+            }
+            let end = (e.shnum as u64)
+                .checked_mul(want_sh as u64)
+                .and_then(|n| n.checked_add(e.shoff))
+                .ok_or(corrupt("section header table out of range"))?;
+            if end > b.len() as u64 {
+                return Err(corrupt("section header table past end of file"));
+            }
+        } else {
+            e.shnum = 0;
+        }
+        if e.phoff != 0 && e.phnum != 0 {
+            if e.phentsize != want_ph {
+                return Err(corrupt("bad program header size"));
+            }
+            let end = (e.phnum as u64 * want_ph as u64)
+                .checked_add(e.phoff)
+                .ok_or(corrupt("program header table out of range"))?;
+            if end > b.len() as u64 {
+                return Err(corrupt("program header table past end of file"));
+            }
+        } else {
+            e.phnum = 0;
+        }
+        Ok(e)
+    }
+
+    fn bytes(&self, off: u64, n: u64) -> Result<&'a [u8], ElfError> {
+        let end = off.checked_add(n).ok_or(corrupt("offset overflow"))?;
+        if end > self.b.len() as u64 {
+            return Err(corrupt("reference past end of file"));
+        }
+        Ok(&self.b[off as usize..end as usize])
+    }
+
+    fn u16(&self, off: usize) -> Result<u16, ElfError> {
+        let s = self.bytes(off as u64, 2)?;
+        let a = [s[0], s[1]];
+        Ok(if self.le {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        })
+    }
+    fn u32(&self, off: usize) -> Result<u32, ElfError> {
+        let s = self.bytes(off as u64, 4)?;
+        let a = [s[0], s[1], s[2], s[3]];
+        Ok(if self.le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
+    }
+    fn u64(&self, off: usize) -> Result<u64, ElfError> {
+        let s = self.bytes(off as u64, 8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Ok(if self.le {
+            u64::from_le_bytes(a)
+        } else {
+            u64::from_be_bytes(a)
+        })
+    }
+    fn word(&self, off: usize) -> Result<u64, ElfError> {
+        if self.is64 {
+            self.u64(off)
+        } else {
+            self.u32(off).map(u64::from)
+        }
+    }
+
+    fn shdr_off(&self, i: usize) -> usize {
+        self.shoff as usize + i * self.shentsize
+    }
+
+    fn raw_shdr(&self, i: usize) -> Result<Shdr, ElfError> {
+        let o = self.shdr_off(i);
+        let w = if self.is64 { 8 } else { 4 };
+        Ok(Shdr {
+            name: self.u32(o)?,
+            kind: self.u32(o + 4)?,
+            flags: self.word(o + 8)?,
+            offset: self.word(o + 8 + 2 * w)?,
+            size: self.word(o + 8 + 3 * w)?,
+            link: self.u32(o + 8 + 4 * w)?,
+        })
+    }
+
+    fn shdr(&self, i: usize) -> Result<Shdr, ElfError> {
+        if i >= self.shnum {
+            return Err(corrupt("section index out of range"));
+        }
+        self.raw_shdr(i)
+    }
+
+    fn phdr(&self, i: usize) -> Result<Phdr, ElfError> {
+        let o = self.phoff as usize + i * self.phentsize;
+        Ok(if self.is64 {
+            Phdr {
+                kind: self.u32(o)?,
+                offset: self.u64(o + 8)?,
+                filesz: self.u64(o + 32)?,
+            }
+        } else {
+            Phdr {
+                kind: self.u32(o)?,
+                offset: self.u32(o + 4)? as u64,
+                filesz: self.u32(o + 16)? as u64,
+            }
+        })
+    }
+
+    fn section_name(&self, sh: &Shdr) -> Result<&'a [u8], ElfError> {
+        let strtab = self.shdr(self.shstrndx)?;
+        let tab = self.bytes(strtab.offset, strtab.size)?;
+        let start = sh.name as usize;
+        if start >= tab.len() {
+            return Err(corrupt("section name out of range"));
+        }
+        let rest = &tab[start..];
+        let end = rest
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or(corrupt("unterminated section name"))?;
+        Ok(&rest[..end])
+    }
+
+    /// Index and header of the named section, if present.
+    fn find_section(&self, name: &str) -> Result<Option<(usize, Shdr)>, ElfError> {
+        if self.shnum == 0 {
+            return Ok(None);
+        }
+        for i in 1..self.shnum {
+            let sh = self.shdr(i)?;
+            if self.section_name(&sh)? == name.as_bytes() {
+                return Ok(Some((i, sh)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Section bytes of the named section, if present (SHT_NOBITS sections have none).
+    pub fn section_bytes(&self, name: &str) -> Result<Option<(u32, u64, &'a [u8])>, ElfError> {
+        match self.find_section(name)? {
+            None => Ok(None),
+            Some((_, sh)) if sh.kind == 8 => Ok(Some((sh.kind, sh.flags, &[]))),
+            Some((_, sh)) => Ok(Some((sh.kind, sh.flags, self.bytes(sh.offset, sh.size)?))),
+        }
+    }
+}
+
+/// One note entry; the walk stops at the end of the region.
+struct NoteEntry<'a> {
+    name: &'a [u8],
+    kind: u32,
+    desc: &'a [u8],
+}
+
+fn walk_notes<'a>(e: &Elf<'a>, region: &'a [u8]) -> Result<Vec<NoteEntry<'a>>, ElfError> {
+    let rd = |off: usize| -> Result<u32, ElfError> {
+        let s = region
+            .get(off..off + 4)
+            .ok_or(ElfError::BadNote("note header past end of section"))?;
+        let a = [s[0], s[1], s[2], s[3]];
+        Ok(if e.le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
+    };
+    let pad = |n: usize| n.div_ceil(4) * 4;
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off < region.len() {
+        if region.len() - off < 12 {
+            return Err(ElfError::BadNote(
+                "trailing bytes shorter than a note header",
+            ));
+        }
+        let namesz = rd(off)? as usize;
+        let descsz = rd(off + 4)? as usize;
+        let kind = rd(off + 8)?;
+        let name_at = off + 12;
+        let desc_at = name_at
+            .checked_add(pad(namesz))
+            .ok_or(ElfError::BadNote("name size overflow"))?;
+        let next = desc_at
+            .checked_add(pad(descsz))
+            .ok_or(ElfError::BadNote("descriptor size overflow"))?;
+        if next > region.len() {
+            return Err(ElfError::BadNote("note runs past the end of its section"));
+        }
+        out.push(NoteEntry {
+            name: &region[name_at..name_at + namesz],
+            kind,
+            desc: &region[desc_at..desc_at + descsz],
+        });
+        off = next;
+    }
+    Ok(out)
+}
+
+/// Collect OMNIBOR entries. Several entries of one algorithm (notes concatenated by a linker
+/// that nobody rewrote) are reported as the first one; `count` tells how many there were.
+fn collect(entries: &[NoteEntry]) -> Result<(NoteIds, usize), ElfError> {
+    let mut ids = NoteIds::default();
+    let mut count = 0;
+    for n in entries {
+        if n.name != NOTE_NAME && n.name != b"OMNIBOR" {
+            continue;
+        }
+        let raw = match n.desc.len() {
+            20 | 32 => n.desc,
+            33 if n.desc[32] == 0 => &n.desc[..32],
+            _ => {
+                return Err(ElfError::BadNote(
+                    "OMNIBOR entry with a descriptor of unknown length",
+                ))
+            }
+        };
+        // A placeholder not yet rewritten holds zeros: no ID.
+        if raw.iter().all(|&c| c == 0) {
+            continue;
+        }
+        let _ = n.kind; // the type is not trusted: v0.1 and v0.2 disagree on it
+        let id = Id::from_raw(raw).ok_or(ElfError::BadNote("bad ID length"))?;
+        count += 1;
+        match id.alg() {
+            Alg::Sha1 => {
+                ids.sha1.get_or_insert(id);
+            }
+            Alg::Sha256 => {
+                ids.sha256.get_or_insert(id);
+            }
+        }
+    }
+    Ok((ids, count))
+}
+
+/// Read the OmniBOR note of an ELF file: from the `.note.omnibor` section, or, when section
+/// headers are gone, from the OMNIBOR entries of the PT_NOTE segments.
+pub fn read_note(bytes: &[u8]) -> Result<NoteIds, ElfError> {
+    let e = Elf::parse(bytes)?;
+    if let Some((_, sh)) = e.find_section(SECTION)? {
+        let region = e.bytes(sh.offset, sh.size)?;
+        return Ok(collect(&walk_notes(&e, region)?)?.0);
+    }
+    if e.shnum == 0 {
+        let mut all = Vec::new();
+        for i in 0..e.phnum {
+            let ph = e.phdr(i)?;
+            if ph.kind == PT_NOTE {
+                all.extend(walk_notes(&e, e.bytes(ph.offset, ph.filesz)?)?);
+            }
+        }
+        return Ok(collect(&all)?.0);
+    }
+    Ok(NoteIds::default())
+}
+
+pub fn read_note_file(path: &Path) -> Result<NoteIds, NoteFileError> {
+    let bytes = std::fs::read(path).map_err(|e| NoteFileError::Io {
+        path: path.to_path_buf(),
+        err: e,
+    })?;
+    read_note(&bytes).map_err(|e| NoteFileError::Elf {
+        path: path.to_path_buf(),
+        err: e,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoteFileError {
+    #[error("{}: {err}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error("{}: {err}", path.display())]
+    Elf {
+        path: std::path::PathBuf,
+        err: ElfError,
+    },
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32, le: bool) {
+    out.extend_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+}
+
+fn put_word(out: &mut Vec<u8>, v: u64, is64: bool, le: bool) {
+    if is64 {
+        out.extend_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+    } else {
+        put_u32(out, v as u32, le);
+    }
+}
+
+/// The 92 bytes of our two entries (zero IDs where none is given).
+pub fn note_bytes(sha1: Option<&Id>, sha256: Option<&Id>, le: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(NOTE_LEN);
+    for (kind, len, id) in [(1u32, 20usize, sha1), (2, 32, sha256)] {
+        put_u32(&mut out, 8, le);
+        put_u32(&mut out, len as u32, le);
+        put_u32(&mut out, kind, le);
+        out.extend_from_slice(NOTE_NAME);
+        match id {
+            Some(id) => out.extend_from_slice(id.as_bytes()),
+            None => out.extend(std::iter::repeat_n(0u8, len)),
+        }
+    }
+    out
+}
+
+fn check_ids(sha1: &Id, sha256: &Id) {
+    debug_assert_eq!(sha1.alg(), Alg::Sha1);
+    debug_assert_eq!(sha256.alg(), Alg::Sha256);
+}
+
+/// Serialize a section header.
+#[allow(clippy::too_many_arguments)]
+fn shdr_bytes(
+    out: &mut Vec<u8>,
+    is64: bool,
+    le: bool,
+    name: u32,
+    kind: u32,
+    flags: u64,
+    offset: u64,
+    size: u64,
+    link: u32,
+    info: u32,
+    align: u64,
+    entsize: u64,
+) {
+    put_u32(out, name, le);
+    put_u32(out, kind, le);
+    put_word(out, flags, is64, le);
+    put_word(out, 0, is64, le); // addr
+    put_word(out, offset, is64, le);
+    put_word(out, size, is64, le);
+    put_u32(out, link, le);
+    put_u32(out, info, le);
+    put_word(out, align, is64, le);
+    put_word(out, entsize, is64, le);
+}
+
+fn pad_to(out: &mut Vec<u8>, align: usize) {
+    while out.len() % align != 0 {
+        out.push(0);
+    }
+}
+
+fn set_u16(b: &mut [u8], off: usize, v: u16, le: bool) {
+    b[off..off + 2].copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+}
+
+fn set_word(b: &mut [u8], off: usize, v: u64, is64: bool, le: bool) {
+    if is64 {
+        b[off..off + 8].copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+    } else {
+        b[off..off + 4].copy_from_slice(&if le {
+            (v as u32).to_le_bytes()
+        } else {
+            (v as u32).to_be_bytes()
+        });
+    }
+}
+
+/// Embed our note in a relocatable object, returning the new file bytes.
+pub fn embed_rel(bytes: &[u8], sha1: &Id, sha256: &Id) -> Result<Vec<u8>, ElfError> {
+    check_ids(sha1, sha256);
+    let e = Elf::parse(bytes)?;
+    if e.etype != ET_REL {
+        return Err(ElfError::WrongType(
+            e.etype,
+            "a relocatable object (ET_REL)",
+        ));
+    }
+    if e.shnum == 0 {
+        return Err(corrupt("relocatable object without section headers"));
+    }
+    let (is64, le) = (e.is64, e.le);
+    let existing = e.find_section(SECTION)?;
+    let mut out = bytes.to_vec();
+    pad_to(&mut out, 4);
+    let note_off = out.len() as u64;
+    out.extend_from_slice(&note_bytes(Some(sha1), Some(sha256), le));
+
+    // Section-name table: reuse when we already have a name in it, else append a copy with
+    // our name added.
+    let strtab = e.shdr(e.shstrndx)?;
+    let (name_off, new_strtab) = match existing {
+        Some((_, sh)) => (sh.name, None),
+        None => {
+            let old = e.bytes(strtab.offset, strtab.size)?;
+            let at = out.len() as u64;
+            out.extend_from_slice(old);
+            let name_off = old.len() as u32;
+            out.extend_from_slice(SECTION.as_bytes());
+            out.push(0);
+            (name_off, Some((at, out.len() as u64 - at)))
+        }
+    };
+
+    pad_to(&mut out, if is64 { 8 } else { 4 });
+    let new_shoff = out.len() as u64;
+    let old_tab = e.bytes(e.shoff, (e.shnum * e.shentsize) as u64)?.to_vec();
+    out.extend_from_slice(&old_tab);
+    let w = if is64 { 8 } else { 4 };
+    let patch = |out: &mut Vec<u8>, idx: usize, off: u64, size: u64| {
+        let o = new_shoff as usize + idx * e.shentsize + 8 + 2 * w;
+        set_word(out, o, off, is64, le);
+        set_word(out, o + w, size, is64, le);
+    };
+    if let Some((at, len)) = new_strtab {
+        patch(&mut out, e.shstrndx, at, len);
+    }
+    let mut shnum = e.shnum;
+    match existing {
+        Some((idx, _)) => {
+            // Re-point the existing section and make sure its flags are ours.
+            patch(&mut out, idx, note_off, NOTE_LEN as u64);
+            let o = new_shoff as usize + idx * e.shentsize;
+            out[o + 4..o + 8].copy_from_slice(&if le {
+                SHT_NOTE.to_le_bytes()
+            } else {
+                SHT_NOTE.to_be_bytes()
+            });
+            set_word(&mut out, o + 8, SHF_ALLOC, is64, le);
+        }
+        None => {
+            shdr_bytes(
+                &mut out,
+                is64,
+                le,
+                name_off,
+                SHT_NOTE,
+                SHF_ALLOC,
+                note_off,
+                NOTE_LEN as u64,
+                0,
+                0,
+                4,
+                0,
+            );
+            shnum += 1;
+        }
+    }
+    // ELF header: new table offset and count (extended numbering past SHN_LORESERVE).
+    let (shoff_at, shnum_at) = if is64 { (40, 60) } else { (32, 48) };
+    set_word(&mut out, shoff_at, new_shoff, is64, le);
+    if shnum >= SHN_LORESERVE {
+        set_u16(&mut out, shnum_at, 0, le);
+        // section 0's sh_size holds the count
+        let o = new_shoff as usize + 8 + 3 * w;
+        set_word(&mut out, o, shnum as u64, is64, le);
+    } else {
+        set_u16(&mut out, shnum_at, shnum as u16, le);
+    }
+    Ok(out)
+}
+
+/// Rewrite the note of a linked file in place, keeping the section's size: our two entries and
+/// one padding note over the rest. Returns the new bytes (same length).
+pub fn rewrite_linked(bytes: &[u8], sha1: &Id, sha256: &Id) -> Result<Vec<u8>, ElfError> {
+    check_ids(sha1, sha256);
+    let e = Elf::parse(bytes)?;
+    if e.etype != ET_EXEC && e.etype != ET_DYN {
+        return Err(ElfError::WrongType(
+            e.etype,
+            "a linked file (ET_EXEC or ET_DYN)",
+        ));
+    }
+    let (_, sh) = e.find_section(SECTION)?.ok_or(ElfError::NoSection)?;
+    let size = sh.size;
+    if size < NOTE_LEN as u64
+        || (size > NOTE_LEN as u64 && size < NOTE_LEN as u64 + 12)
+        || size % 4 != 0
+    {
+        return Err(ElfError::BadSize(size));
+    }
+    e.bytes(sh.offset, size)?;
+    let mut region = note_bytes(Some(sha1), Some(sha256), e.le);
+    if size > NOTE_LEN as u64 {
+        let desc = size - NOTE_LEN as u64 - 12;
+        put_u32(&mut region, 0, e.le); // namesz
+        put_u32(&mut region, desc as u32, e.le);
+        put_u32(&mut region, 0, e.le); // type
+        region.resize(size as usize, 0);
+    }
+    let mut out = bytes.to_vec();
+    let at = sh.offset as usize;
+    out[at..at + size as usize].copy_from_slice(&region);
+    Ok(out)
+}
+
+/// Embed into whatever kind of ELF file this is.
+pub fn embed_any(bytes: &[u8], sha1: &Id, sha256: &Id) -> Result<Vec<u8>, ElfError> {
+    let e = Elf::parse(bytes)?;
+    match e.etype {
+        ET_REL => embed_rel(bytes, sha1, sha256),
+        ET_EXEC | ET_DYN => rewrite_linked(bytes, sha1, sha256),
+        t => Err(ElfError::WrongType(
+            t,
+            "an object, executable or shared library",
+        )),
+    }
+}
+
+/// What a placeholder object must match to be accepted by the linker next to real inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub is64: bool,
+    pub le: bool,
+    pub osabi: u8,
+    pub machine: u16,
+    pub flags: u32,
+    /// `.note.gnu.property` of the template object, copied so that the AND/OR of the link's
+    /// properties (CET, ISA level) is what it would have been without us.
+    pub property: Option<Vec<u8>>,
+}
+
+impl Target {
+    /// Take the target from a relocatable object that is part of the same link.
+    pub fn from_object(bytes: &[u8]) -> Result<Target, ElfError> {
+        let e = Elf::parse(bytes)?;
+        if e.etype != ET_REL {
+            return Err(ElfError::WrongType(
+                e.etype,
+                "a relocatable object (ET_REL)",
+            ));
+        }
+        let property = match e.section_bytes(".note.gnu.property")? {
+            Some((SHT_NOTE, _, b)) if !b.is_empty() => Some(b.to_vec()),
+            _ => None,
+        };
+        Ok(Target {
+            is64: e.is64,
+            le: e.le,
+            osabi: bytes[7],
+            machine: e.machine,
+            flags: e.flags,
+            property,
+        })
+    }
+}
+
+/// A relocatable object holding a zeroed 92-byte `.note.omnibor`, an empty `.note.GNU-stack`
+/// (so the linker does not assume an executable stack) and the template's property note.
+pub fn placeholder_object(t: &Target) -> Vec<u8> {
+    let (is64, le) = (t.is64, t.le);
+    let ehsize: usize = if is64 { 64 } else { 52 };
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x7fELF");
+    out.push(if is64 { 2 } else { 1 });
+    out.push(if le { 1 } else { 2 });
+    out.push(1); // EV_CURRENT
+    out.push(t.osabi);
+    out.resize(16, 0);
+    out.resize(ehsize, 0); // filled below
+
+    let mut strtab: Vec<u8> = vec![0];
+    let mut name = |s: &str| {
+        let at = strtab.len() as u32;
+        strtab.extend_from_slice(s.as_bytes());
+        strtab.push(0);
+        at
+    };
+    let n_note = name(SECTION);
+    let n_stack = name(".note.GNU-stack");
+    let n_prop = t.property.as_ref().map(|_| name(".note.gnu.property"));
+    let n_shstr = name(".shstrtab");
+
+    let note_off = out.len() as u64;
+    out.extend_from_slice(&note_bytes(None, None, le));
+    let prop_off = {
+        pad_to(&mut out, if is64 { 8 } else { 4 });
+        let at = out.len() as u64;
+        if let Some(p) = &t.property {
+            out.extend_from_slice(p);
+        }
+        at
+    };
+    let str_off = out.len() as u64;
+    out.extend_from_slice(&strtab);
+    pad_to(&mut out, if is64 { 8 } else { 4 });
+    let shoff = out.len() as u64;
+    let mut count = 0u16;
+    let mut sh = |out: &mut Vec<u8>, name, kind, flags, off, size, align| {
+        shdr_bytes(out, is64, le, name, kind, flags, off, size, 0, 0, align, 0);
+        count += 1;
+    };
+    sh(&mut out, 0, SHT_NULL, 0, 0, 0, 0);
+    sh(
+        &mut out,
+        n_note,
+        SHT_NOTE,
+        SHF_ALLOC,
+        note_off,
+        NOTE_LEN as u64,
+        4,
+    );
+    sh(&mut out, n_stack, SHT_PROGBITS, 0, prop_off, 0, 1);
+    if let (Some(n), Some(p)) = (n_prop, &t.property) {
+        let align = if is64 { 8 } else { 4 };
+        sh(
+            &mut out,
+            n,
+            SHT_NOTE,
+            SHF_ALLOC,
+            prop_off,
+            p.len() as u64,
+            align,
+        );
+    }
+    sh(
+        &mut out,
+        n_shstr,
+        SHT_STRTAB,
+        0,
+        str_off,
+        strtab.len() as u64,
+        1,
+    );
+    let shstrndx = count - 1;
+
+    let mut h = Vec::new();
+    let p16 = |h: &mut Vec<u8>, v: u16| {
+        h.extend_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() })
+    };
+    p16(&mut h, ET_REL);
+    p16(&mut h, t.machine);
+    put_u32(&mut h, 1, le);
+    put_word(&mut h, 0, is64, le); // entry
+    put_word(&mut h, 0, is64, le); // phoff
+    put_word(&mut h, shoff, is64, le);
+    put_u32(&mut h, t.flags, le);
+    p16(&mut h, ehsize as u16);
+    p16(&mut h, 0); // phentsize
+    p16(&mut h, 0); // phnum
+    p16(&mut h, if is64 { 64 } else { 40 });
+    p16(&mut h, count);
+    p16(&mut h, shstrndx);
+    out[16..ehsize].copy_from_slice(&h);
+    out
+}
+
+/// Embed into a file on disk, keeping its mode: the new bytes go to a temporary file beside
+/// it, which then replaces it (a reader never sees a half-written file).
+pub fn embed_file(path: &Path, sha1: &Id, sha256: &Id) -> Result<(), NoteFileError> {
+    let io = |e| NoteFileError::Io {
+        path: path.to_path_buf(),
+        err: e,
+    };
+    let bytes = std::fs::read(path).map_err(io)?;
+    let out = embed_any(&bytes, sha1, sha256).map_err(|e| NoteFileError::Elf {
+        path: path.to_path_buf(),
+        err: e,
+    })?;
+    replace_file(path, &out).map_err(io)
+}
+
+/// Replace a file's contents atomically, keeping its permissions.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let perm = std::fs::metadata(path)?.permissions();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".omnishim")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    std::fs::set_permissions(tmp.path(), perm)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Is this file an ELF file at all (cheap check on the first bytes)?
+pub fn is_elf(bytes: &[u8]) -> bool {
+    bytes.len() >= 4 && &bytes[..4] == b"\x7fELF"
+}
+
+/// The ELF type, if the bytes are ELF.
+pub fn elf_type(bytes: &[u8]) -> Option<u16> {
+    Elf::parse(bytes).ok().map(|e| e.etype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gitoid::ids_of_bytes;
+
+    fn ids() -> (Id, Id) {
+        let i = ids_of_bytes(b"manifest");
+        (i.sha1, i.sha256)
+    }
+
+    #[test]
+    fn entry_layout_matches_format_md() {
+        let (a, b) = ids();
+        let n = note_bytes(Some(&a), Some(&b), true);
+        assert_eq!(n.len(), NOTE_LEN);
+        assert_eq!(
+            &n[40..60],
+            &[8, 0, 0, 0, 0x20, 0, 0, 0, 2, 0, 0, 0, 0x4f, 0x4d, 0x4e, 0x49, 0x42, 0x4f, 0x52, 0]
+        );
+        let be = note_bytes(Some(&a), Some(&b), false);
+        assert_eq!(&be[..12], &[0, 0, 0, 8, 0, 0, 0, 20, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn placeholder_round_trips_for_every_class_and_order() {
+        let (a, b) = ids();
+        for (is64, le) in [(true, true), (false, true), (true, false), (false, false)] {
+            let t = Target {
+                is64,
+                le,
+                osabi: 0,
+                machine: 62,
+                flags: 0,
+                property: None,
+            };
+            let obj = placeholder_object(&t);
+            assert_eq!(read_note(&obj).unwrap(), NoteIds::default());
+            let emb = embed_rel(&obj, &a, &b).unwrap();
+            let got = read_note(&emb).unwrap();
+            assert_eq!(got.sha1, Some(a));
+            assert_eq!(got.sha256, Some(b));
+            // embedding again replaces, never adds
+            let c = ids_of_bytes(b"other");
+            let twice = embed_rel(&emb, &c.sha1, &c.sha256).unwrap();
+            let e = Elf::parse(&twice).unwrap();
+            assert_eq!(e.shnum, Elf::parse(&emb).unwrap().shnum);
+            assert_eq!(read_note(&twice).unwrap().sha1, Some(c.sha1));
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let t = Target {
+            is64: true,
+            le: true,
+            osabi: 0,
+            machine: 62,
+            flags: 0,
+            property: None,
+        };
+        let (a, b) = ids();
+        let good = embed_rel(&placeholder_object(&t), &a, &b).unwrap();
+        for cut in 0..good.len() {
+            let _ = read_note(&good[..cut]);
+            let _ = embed_rel(&good[..cut], &a, &b);
+        }
+        let mut x = 0x12345u32;
+        for i in 0..good.len() {
+            let mut m = good.clone();
+            x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+            m[i] ^= (x >> 24) as u8 | 1;
+            let _ = read_note(&m);
+            let _ = embed_rel(&m, &a, &b);
+            let _ = rewrite_linked(&m, &a, &b);
+        }
+        assert_eq!(read_note(b"not elf"), Err(ElfError::NotElf));
+    }
+}
