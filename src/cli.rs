@@ -3,6 +3,8 @@
 use crate::elf;
 use crate::gitoid::{self, Alg, Id, Which};
 use crate::manifest::Manifest;
+use crate::render;
+use crate::resolve::{self, Resolver};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,6 +59,27 @@ enum Cmd {
     Note {
         #[command(subcommand)]
         cmd: NoteCmd,
+    },
+    /// Walk from files back to the sources they were made from.
+    Resolve {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only the distinct leaf files: path and gitoid per line.
+        #[arg(long, conflicts_with_all = ["json", "dot"])]
+        sources: bool,
+        /// Nodes and edges as JSON.
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Graphviz.
+        #[arg(long)]
+        dot: bool,
+        /// Also walk into the shared libraries the file links against (when they carry notes).
+        #[arg(long)]
+        follow_dynamic: bool,
+        #[arg(long, value_enum, default_value = "sha1")]
+        hash: HashArg,
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
     /// The store itself.
     Store {
@@ -248,6 +271,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::write(&o, elf::placeholder_object(&t))
                 .with_context(|| o.display().to_string())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Resolve {
+            files,
+            sources,
+            json,
+            dot,
+            follow_dynamic,
+            hash,
+            store,
+        } => {
+            let mut r = Resolver::new(store_from(store)?, hash.into());
+            let mut failed = false;
+            let mut docs = Vec::new();
+            for f in &files {
+                let node = match r.resolve_file(f, follow_dynamic) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        eprintln!("omnishim: {e}");
+                        failed = true;
+                        continue;
+                    }
+                };
+                if sources {
+                    for id in resolve::leaves(&node) {
+                        let p = r
+                            .paths(&id)
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| "?".into());
+                        println!("{p}  {}", id.uri());
+                    }
+                } else if json {
+                    docs.push(render::json(&mut r, f, &node));
+                } else if dot {
+                    print!("{}", render::dot(&mut r, &node));
+                } else {
+                    print!("{}", render::tree(&mut r, f, &node));
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Store {
             cmd: StoreCmd::Verify,

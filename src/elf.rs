@@ -860,6 +860,19 @@ pub fn is_elf(bytes: &[u8]) -> bool {
     bytes.len() >= 4 && &bytes[..4] == b"\x7fELF"
 }
 
+/// The ELF type from the header alone (the first 18 bytes are enough).
+pub fn header_type(bytes: &[u8]) -> Option<u16> {
+    if bytes.len() < 18 || !is_elf(bytes) {
+        return None;
+    }
+    let b = [bytes[16], bytes[17]];
+    match bytes[5] {
+        1 => Some(u16::from_le_bytes(b)),
+        2 => Some(u16::from_be_bytes(b)),
+        _ => None,
+    }
+}
+
 /// The ELF type, if the bytes are ELF.
 pub fn elf_type(bytes: &[u8]) -> Option<u16> {
     Elf::parse(bytes).ok().map(|e| e.etype)

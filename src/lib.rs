@@ -4,8 +4,13 @@
 //! (classify, depfile, shim); `cli` is the `omnishim` command and `main.rs` dispatches the
 //! multicall binary on the name it was run as.
 
+pub mod classify;
 pub mod cli;
+pub mod depfile;
 pub mod elf;
 pub mod gitoid;
 pub mod manifest;
+pub mod render;
+pub mod resolve;
+pub mod shim;
 pub mod store;

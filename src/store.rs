@@ -146,14 +146,47 @@ impl Store {
     }
 
     /// Remember a path an artifact was seen at.
+    /// (Paths holding a newline cannot be a line; they are simply not indexed.)
     pub fn add_path(&self, ids: &Ids, path: &Path) -> Result<(), StoreError> {
-        let p = path.to_string_lossy();
-        if p.contains('\n') {
-            return Ok(()); // cannot be a line; such paths are simply not indexed
+        self.add_paths(&[(ids, path)])
+    }
+
+    /// Remember many (artifact, path) pairs: one locked append per shard touched.
+    pub fn add_paths(&self, pairs: &[(&Ids, &Path)]) -> Result<(), StoreError> {
+        let mut shards: std::collections::BTreeMap<String, String> = Default::default();
+        for (ids, path) in pairs {
+            let p = path.to_string_lossy();
+            if p.contains('\n') {
+                continue;
+            }
+            let hex = ids.sha1.hex();
+            let line = format!("{} {} {}\n", hex, ids.sha256.hex(), p);
+            shards
+                .entry(hex[..2].to_string())
+                .or_default()
+                .push_str(&line);
         }
-        let line = format!("{} {} {}\n", ids.sha1.hex(), ids.sha256.hex(), p);
-        let shard = self.meta().join("paths").join(&line[..2]);
-        append_locked(&shard, line.as_bytes())
+        for (shard, text) in shards {
+            append_locked(&self.meta().join("paths").join(shard), text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Where the shared libraries an output links against are kept (keyed by its sha1 ID).
+    pub fn dynamic_path(&self, artifact: &Id) -> PathBuf {
+        let hex = artifact.hex();
+        self.meta().join("dynamic").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The step log: one JSON line per wrapped step, recorded or not.
+    pub fn steps_log(&self) -> PathBuf {
+        self.meta().join("steps.log")
+    }
+
+    pub fn log_step(&self, record: &serde_json::Value) -> Result<(), StoreError> {
+        let mut line = record.to_string();
+        line.push('\n');
+        append_locked(&self.steps_log(), line.as_bytes())
     }
 
     /// Every path recorded for an artifact (either algorithm's ID), oldest first, deduplicated.

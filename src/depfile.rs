@@ -1,0 +1,148 @@
+//! Make-style dependency files as gcc and clang (`-MD`) and the linkers
+//! (`--dependency-file`) write them: `target...: prereq...` with backslash-newline
+//! continuations, `\ ` for a space, `\#` for `#`, `$$` for `$`.
+
+/// One rule of a dependency file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub targets: Vec<String>,
+    pub prereqs: Vec<String>,
+}
+
+/// Parse every rule. Phony rules from `-MP` come out with no prerequisites.
+pub fn parse(text: &str) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let mut cur = Rule::default();
+    let mut seen_colon = false;
+    let mut tok = String::new();
+    let mut in_tok = false;
+    let b: Vec<char> = text.chars().collect();
+    let mut i = 0;
+
+    fn end_tok(tok: &mut String, in_tok: &mut bool, cur: &mut Rule, seen_colon: bool) {
+        if *in_tok {
+            let t = std::mem::take(tok);
+            if seen_colon {
+                cur.prereqs.push(t);
+            } else {
+                cur.targets.push(t);
+            }
+            *in_tok = false;
+        }
+    }
+
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            '\\' if i + 1 < b.len() && b[i + 1] == '\n' => {
+                end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
+                i += 2;
+                continue;
+            }
+            '\\' if i + 2 < b.len() && b[i + 1] == '\r' && b[i + 2] == '\n' => {
+                end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
+                i += 3;
+                continue;
+            }
+            '\\' if i + 1 < b.len() && matches!(b[i + 1], ' ' | '#' | '\t' | ':') => {
+                tok.push(b[i + 1]);
+                in_tok = true;
+                i += 2;
+                continue;
+            }
+            '$' if i + 1 < b.len() && b[i + 1] == '$' => {
+                tok.push('$');
+                in_tok = true;
+                i += 2;
+                continue;
+            }
+            ' ' | '\t' | '\r' => end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon),
+            '\n' => {
+                end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
+                if !cur.targets.is_empty() || !cur.prereqs.is_empty() {
+                    rules.push(std::mem::take(&mut cur));
+                }
+                seen_colon = false;
+            }
+            ':' if !seen_colon
+                && (i + 1 >= b.len() || matches!(b[i + 1], ' ' | '\t' | '\n' | '\r' | '\\')) =>
+            {
+                end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
+                seen_colon = true;
+            }
+            _ => {
+                tok.push(c);
+                in_tok = true;
+            }
+        }
+        i += 1;
+    }
+    end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
+    if !cur.targets.is_empty() || !cur.prereqs.is_empty() {
+        rules.push(cur);
+    }
+    rules
+}
+
+/// Every prerequisite of every rule, first occurrence order, without duplicates.
+pub fn prerequisites(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in parse(text) {
+        for p in r.prereqs {
+            if seen.insert(p.clone()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcc_style_with_continuations_and_escapes() {
+        let text = "obj/a.o: src/a.c /usr/include/stdio.h \\\n  my\\ dir/b.h cost$$.h \\#x.h\n";
+        let r = parse(text);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].targets, vec!["obj/a.o"]);
+        assert_eq!(
+            r[0].prereqs,
+            vec![
+                "src/a.c",
+                "/usr/include/stdio.h",
+                "my dir/b.h",
+                "cost$.h",
+                "#x.h"
+            ]
+        );
+    }
+
+    #[test]
+    fn mp_phony_rules_and_multiple_targets() {
+        let text = "a.o b.o: a.c a.h\n\na.h:\n";
+        let r = parse(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].targets, vec!["a.o", "b.o"]);
+        assert_eq!(r[1].targets, vec!["a.h"]);
+        assert!(r[1].prereqs.is_empty());
+        assert_eq!(prerequisites(text), vec!["a.c", "a.h"]);
+    }
+
+    #[test]
+    fn linker_style_one_per_line_and_no_trailing_newline() {
+        let text = "prog: \\\n  /usr/lib/crt1.o \\\n  main.o \\\n  /usr/lib/libc.so";
+        assert_eq!(
+            prerequisites(text),
+            vec!["/usr/lib/crt1.o", "main.o", "/usr/lib/libc.so"]
+        );
+    }
+
+    #[test]
+    fn colon_inside_a_name_is_not_a_separator() {
+        let text = "out: dir/a:b.h c.h\n";
+        assert_eq!(prerequisites(text), vec!["dir/a:b.h", "c.h"]);
+    }
+}

@@ -1,0 +1,261 @@
+//! Walking the graph: from a file (its note, or the target index) through stored manifests
+//! down to the source files. Each manifest is loaded once per run; missing or malformed
+//! manifests and cycles are reported on the node and never stop the walk.
+
+use crate::elf;
+use crate::gitoid::{self, Alg, Id};
+use crate::manifest::Manifest;
+use crate::store::Store;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// What is known of one node of the graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// A leaf: no manifest known (a source file, a header, a foreign object).
+    Leaf,
+    /// Has a manifest, loaded.
+    Manifest(Id),
+    /// Has a manifest ID but the store does not hold it.
+    Missing(Id),
+    /// The manifest is there but does not parse.
+    Malformed(Id, String),
+    /// Already on the path from the root: a cycle.
+    Cycle(Id),
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub artifact: Id,
+    pub state: NodeState,
+    pub children: Vec<Node>,
+    /// Reached as a shared library the parent links against, not as a manifest input.
+    pub dynamic: bool,
+}
+
+/// A resolver over one store, with everything it loads cached for the run.
+pub struct Resolver {
+    pub store: Store,
+    pub alg: Alg,
+    manifests: HashMap<Id, Result<Manifest, String>>,
+    paths: Option<HashMap<String, Vec<String>>>,
+}
+
+impl Resolver {
+    pub fn new(store: Store, alg: Alg) -> Resolver {
+        Resolver {
+            store,
+            alg,
+            manifests: HashMap::new(),
+            paths: None,
+        }
+    }
+
+    /// The root of a file: its IDs, and its manifest from the note or the target index.
+    pub fn root_of(&self, path: &Path) -> Result<(Id, Option<Id>), String> {
+        let ids = gitoid::ids_of_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let artifact = ids.get(self.alg);
+        let bytes_head =
+            crate::shim::record::head(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if elf::is_elf(&bytes_head) {
+            let note = elf::read_note_file(path).map_err(|e| e.to_string())?;
+            if let Some(m) = note.get(self.alg) {
+                return Ok((artifact, Some(m)));
+            }
+        }
+        Ok((artifact, self.store.get_target(&artifact)))
+    }
+
+    fn manifest(&mut self, id: &Id) -> Result<Manifest, NodeState> {
+        if !self.manifests.contains_key(id) {
+            let r = match self.store.get_object(id) {
+                Ok(Some(b)) => Manifest::parse(&b).map_err(|e| e.to_string()),
+                Ok(None) => Err(String::new()),
+                Err(e) => Err(e.to_string()),
+            };
+            self.manifests.insert(*id, r);
+        }
+        match &self.manifests[id] {
+            Ok(m) => Ok(m.clone()),
+            Err(e) if e.is_empty() => Err(NodeState::Missing(*id)),
+            Err(e) => Err(NodeState::Malformed(*id, e.clone())),
+        }
+    }
+
+    /// The graph below an artifact with a known (or unknown) manifest.
+    pub fn walk(&mut self, artifact: Id, manifest: Option<Id>) -> Node {
+        let mut stack = HashSet::new();
+        self.walk_inner(artifact, manifest, &mut stack)
+    }
+
+    fn walk_inner(&mut self, artifact: Id, manifest: Option<Id>, stack: &mut HashSet<Id>) -> Node {
+        let Some(mid) = manifest else {
+            return Node {
+                artifact,
+                state: NodeState::Leaf,
+                children: Vec::new(),
+                dynamic: false,
+            };
+        };
+        if stack.contains(&mid) {
+            return Node {
+                artifact,
+                state: NodeState::Cycle(mid),
+                children: Vec::new(),
+                dynamic: false,
+            };
+        }
+        let m = match self.manifest(&mid) {
+            Ok(m) => m,
+            Err(state) => {
+                return Node {
+                    artifact,
+                    state,
+                    children: Vec::new(),
+                    dynamic: false,
+                }
+            }
+        };
+        stack.insert(mid);
+        let children = m
+            .inputs
+            .iter()
+            .map(|(a, mf)| self.walk_inner(*a, *mf, stack))
+            .collect();
+        stack.remove(&mid);
+        Node {
+            artifact,
+            state: NodeState::Manifest(mid),
+            children,
+            dynamic: false,
+        }
+    }
+
+    /// Paths an artifact was seen at (from the store's path index, loaded once).
+    pub fn paths(&mut self, id: &Id) -> Vec<String> {
+        if self.paths.is_none() {
+            let mut map: HashMap<String, Vec<String>> = HashMap::new();
+            let dir = self
+                .store
+                .root()
+                .join("metadata")
+                .join(crate::store::TOOL)
+                .join("paths");
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let Ok(text) = std::fs::read_to_string(e.path()) else {
+                        continue;
+                    };
+                    for line in text.lines() {
+                        let mut it = line.splitn(3, ' ');
+                        let (Some(a), Some(b), Some(p)) = (it.next(), it.next(), it.next()) else {
+                            continue;
+                        };
+                        for k in [a, b] {
+                            let v = map.entry(k.to_string()).or_default();
+                            if !v.iter().any(|x| x == p) {
+                                v.push(p.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            self.paths = Some(map);
+        }
+        self.paths
+            .as_ref()
+            .and_then(|m| m.get(&id.hex()).cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// A shared library an artifact links against, as recorded at link time.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct DynamicLib {
+    pub path: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub manifest_sha1: Option<String>,
+    pub manifest_sha256: Option<String>,
+}
+
+impl Resolver {
+    /// Shared libraries recorded for the artifact whose sha1 ID is given.
+    pub fn dynamic_of(&self, sha1: &Id) -> Vec<DynamicLib> {
+        std::fs::read(self.store.dynamic_path(sha1))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The graph of a file, and with `follow_dynamic` the graphs of the shared libraries it
+    /// links against (those that carry notes) as further children, recursively.
+    pub fn resolve_file(&mut self, path: &Path, follow_dynamic: bool) -> Result<Node, String> {
+        let ids = gitoid::ids_of_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (artifact, manifest) = self.root_of(path)?;
+        let mut node = self.walk(artifact, manifest);
+        if follow_dynamic {
+            let mut seen = HashSet::new();
+            self.add_dynamic(&mut node, &ids.sha1, &mut seen);
+        }
+        Ok(node)
+    }
+
+    fn add_dynamic(&mut self, node: &mut Node, sha1: &Id, seen: &mut HashSet<Id>) {
+        if !seen.insert(*sha1) {
+            return;
+        }
+        for lib in self.dynamic_of(sha1) {
+            let (a, m) = match self.alg {
+                Alg::Sha1 => (&lib.sha1, &lib.manifest_sha1),
+                Alg::Sha256 => (&lib.sha256, &lib.manifest_sha256),
+            };
+            let (Ok(a), Some(Ok(m))) = (Id::from_hex(a), m.as_deref().map(Id::from_hex)) else {
+                continue; // a library without a note: nothing to follow
+            };
+            let mut child = self.walk(a, Some(m));
+            child.dynamic = true;
+            if let Ok(lib_sha1) = Id::from_hex(&lib.sha1) {
+                self.add_dynamic(&mut child, &lib_sha1, seen);
+            }
+            node.children.push(child);
+        }
+    }
+}
+
+/// Distinct leaves of a graph, in first-seen order.
+pub fn leaves(n: &Node) -> Vec<Id> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    fn go(n: &Node, out: &mut Vec<Id>, seen: &mut HashSet<Id>) {
+        if n.children.is_empty() && matches!(n.state, NodeState::Leaf) {
+            if seen.insert(n.artifact) {
+                out.push(n.artifact);
+            }
+            return;
+        }
+        for c in &n.children {
+            go(c, out, seen);
+        }
+    }
+    go(n, &mut out, &mut seen);
+    out
+}
+
+/// The chain from the root down to every node whose artifact is in `wanted`.
+pub fn find_paths(n: &Node, wanted: &HashSet<Id>) -> Vec<Vec<Id>> {
+    let mut out = Vec::new();
+    let mut chain = Vec::new();
+    fn go(n: &Node, wanted: &HashSet<Id>, chain: &mut Vec<Id>, out: &mut Vec<Vec<Id>>) {
+        chain.push(n.artifact);
+        if wanted.contains(&n.artifact) {
+            out.push(chain.clone());
+        }
+        for c in &n.children {
+            go(c, wanted, chain, out);
+        }
+        chain.pop();
+    }
+    go(n, wanted, &mut chain, &mut out);
+    out
+}

@@ -1,0 +1,434 @@
+//! `omnibor-cc` / `omnibor-c++` and the compiler masquerade names.
+//!
+//! What the compiler read comes from the compiler itself: `-MD -MF <private file>` added to
+//! the command (or the user's own `-MD` depfile, with `-MMD` widened to `-MD` so that system
+//! headers are listed too). What the linker combined comes from the linker itself:
+//! `-Wl,--dependency-file=<private file>` (ld.bfd 2.35+, gold, lld, mold). A placeholder
+//! note object joins every link so the output has a `.note.omnibor` to rewrite.
+
+use super::find::{self, Finder};
+use super::record::{self, Input, Recorder};
+use super::{run, Invoked};
+use crate::classify::gcc::{self, CcStep, Mode};
+use crate::classify::{rsp, Family};
+use crate::depfile;
+use crate::elf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The real compiler and the arguments that go before the user's: `ccache gcc ...` runs
+/// `ccache` with `gcc` first.
+struct Resolved {
+    tool: PathBuf,
+    pre: Vec<OsString>,
+    args: Vec<OsString>,
+}
+
+fn looks_like_program(finder: &Finder, a: &OsString) -> bool {
+    let Some(s) = a.to_str() else { return false };
+    !s.starts_with('-') && !s.starts_with('@') && gcc::lang_of(s).is_none() && finder.resolves(s)
+}
+
+fn resolve(
+    finder: &Finder,
+    invoked: &Invoked,
+    args: Vec<OsString>,
+) -> Result<Resolved, find::FindError> {
+    match invoked {
+        Invoked::Masquerade(_, name) => Ok(Resolved {
+            tool: finder.find(name)?,
+            pre: Vec::new(),
+            args,
+        }),
+        Invoked::Explicit(fam) => {
+            // prefix mode: omnibor-cc gcc -c x.c / omnibor-cc ccache gcc -c x.c
+            if let Some(first) = args.first().filter(|a| looks_like_program(finder, a)) {
+                let tool = finder.find(&first.to_string_lossy())?;
+                let mut rest: Vec<OsString> = args[1..].to_vec();
+                let mut pre = Vec::new();
+                if find::is_wrapper(&first.to_string_lossy())
+                    && rest.first().is_some_and(|a| looks_like_program(finder, a))
+                {
+                    pre.push(rest.remove(0));
+                }
+                return Ok(Resolved {
+                    tool,
+                    pre,
+                    args: rest,
+                });
+            }
+            let (var, default) = match fam {
+                Family::Cxx => ("OMNIBOR_CXX", "c++"),
+                _ => ("OMNIBOR_CC", "cc"),
+            };
+            let setting = std::env::var(var).ok().filter(|s| !s.trim().is_empty());
+            let words: Vec<String> = match &setting {
+                Some(s) => s.split_whitespace().map(str::to_string).collect(),
+                None => vec![default.to_string()],
+            };
+            let tool = finder.find(&words[0])?;
+            Ok(Resolved {
+                tool,
+                pre: words[1..].iter().map(OsString::from).collect(),
+                args,
+            })
+        }
+    }
+}
+
+pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
+    let finder = Finder::new();
+    let r = match resolve(&finder, &invoked, args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("omnishim: {e}");
+            std::process::exit(127);
+        }
+    };
+    let chain = finder.chain_with(&r.tool);
+    let passthrough = |reason: Option<&str>| -> ! {
+        if let Some(reason) = reason {
+            super::log_unrecorded(&r.tool, &r.args, reason);
+        }
+        let mut all = r.pre.clone();
+        all.extend(r.args.iter().cloned());
+        let e = run::exec(run::command(&r.tool, &all, &chain));
+        eprintln!("omnishim: cannot run {}: {e}", r.tool.display());
+        std::process::exit(127)
+    };
+    if find::nested() {
+        passthrough(None);
+    }
+    let Some(strs) = r
+        .args
+        .iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+    else {
+        passthrough(Some("an argument is not UTF-8"));
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let (expanded, had_rsp) = rsp::expand(&strs, &cwd);
+    let step = gcc::classify(&expanded);
+    match &step.mode {
+        Mode::Info | Mode::Preprocess | Mode::NoOutput => passthrough(None),
+        Mode::Unsupported(reason) => {
+            if super::strict() {
+                eprintln!("omnishim: error: not recorded: {reason}");
+                std::process::exit(1);
+            }
+            passthrough(Some(reason));
+        }
+        _ => {}
+    }
+    let tmp = match tempfile::Builder::new().prefix("omnishim").tempdir() {
+        Ok(t) => t,
+        Err(e) => {
+            if let Some(code) =
+                super::report_failure("step", &format!("cannot make a private temp dir: {e}"))
+            {
+                std::process::exit(code);
+            }
+            passthrough(None);
+        }
+    };
+    let plan = match plan(&step, &expanded, &strs, had_rsp, tmp.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(code) = super::report_failure("step", &e) {
+                std::process::exit(code);
+            }
+            drop(tmp);
+            passthrough(None);
+        }
+    };
+    let mut all = r.pre.clone();
+    all.extend(plan.args.iter().map(OsString::from));
+    let status = match run::run(run::command(&r.tool, &all, &chain)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("omnishim: cannot run {}: {e}", r.tool.display());
+            std::process::exit(127);
+        }
+    };
+    if !status.success() {
+        drop(tmp);
+        run::exit_like(status);
+    }
+    let outputs = step.outputs();
+    let what = outputs.first().cloned().unwrap_or_else(|| "step".into());
+    let result = collect_and_record(&r, &step, &expanded, &plan, &chain, tmp.path(), &strs);
+    drop(tmp);
+    if let Err(e) = result {
+        if let Some(code) = super::report_failure(&what, &e) {
+            std::process::exit(code);
+        }
+    }
+    run::exit_like(status)
+}
+
+/// What we add to the command, and where the lists will be.
+struct Plan {
+    /// The argv to run (without the program and any wrapper prefix).
+    args: Vec<String>,
+    /// Where the compiler writes the list of files it read, if a single depfile covers the
+    /// step; None means: ask the compiler again per source after the step (`-M`).
+    depfile: Option<PathBuf>,
+    /// The linker's dependency file, for steps that link.
+    ld_deps: Option<PathBuf>,
+    /// Our placeholder object (to leave out of the manifest).
+    placeholder: Option<PathBuf>,
+}
+
+fn links(step: &CcStep) -> bool {
+    matches!(step.mode, Mode::Link | Mode::CompileLink)
+}
+
+fn compiles(step: &CcStep) -> bool {
+    matches!(
+        step.mode,
+        Mode::Compile | Mode::Assemble | Mode::CompileLink
+    )
+}
+
+fn plan(
+    step: &CcStep,
+    expanded: &[String],
+    original: &[String],
+    had_rsp: bool,
+    tmp: &Path,
+) -> Result<Plan, record::RecordError> {
+    let mut modified: Vec<String> = expanded.to_vec();
+    let mut changed = false;
+    // -MMD leaves out system headers: widen to -MD (the user's depfile lists more, never less).
+    for &i in &step.dep.mmd_at {
+        modified[i] = "-MD".into();
+        changed = true;
+    }
+    if let Some((i, f, true)) = &step.dep.wp {
+        modified[*i] = format!("-Wp,-MD,{f}");
+        changed = true;
+    }
+    let mut extra: Vec<String> = Vec::new();
+    let mut depfile = None;
+    if compiles(step) && step.sources.len() == 1 {
+        if let Some(user) = step.user_depfile() {
+            depfile = Some(PathBuf::from(user));
+        } else if !step.dep.md {
+            let d = tmp.join("cc.d");
+            extra.extend(["-MD".into(), "-MF".into(), d.to_string_lossy().into_owned()]);
+            depfile = Some(d);
+        }
+    }
+    let mut ld_deps = None;
+    let mut placeholder = None;
+    if links(step) {
+        let d = tmp.join("ld.d");
+        extra.push(format!("-Wl,--dependency-file={}", d.display()));
+        ld_deps = Some(d);
+        if !step.relocatable {
+            let (path, is_asm) = write_placeholder(step, tmp)?;
+            if is_asm {
+                extra.extend(["-x".into(), "assembler".into()]);
+            } else if step.x_used {
+                extra.extend(["-x".into(), "none".into()]);
+            }
+            extra.push(path.to_string_lossy().into_owned());
+            placeholder = Some(path);
+        }
+    }
+    let mut args = if changed {
+        if had_rsp {
+            // the changed argument may sit in a response file: hand over our own
+            let text: Vec<String> = modified.iter().map(|a| rsp::quote(a)).collect();
+            let f = tmp.join("args.rsp");
+            std::fs::write(&f, text.join("\n")).map_err(record::io_err(&f))?;
+            vec![format!("@{}", f.display())]
+        } else {
+            modified
+        }
+    } else {
+        original.to_vec()
+    };
+    args.extend(extra);
+    Ok(Plan {
+        args,
+        depfile,
+        ld_deps,
+        placeholder,
+    })
+}
+
+/// A placeholder note object for the link's target: cloned from the target of the first
+/// relocatable object on the command line, or else assembled by the driver from source.
+fn write_placeholder(step: &CcStep, tmp: &Path) -> Result<(PathBuf, bool), record::RecordError> {
+    for i in &step.link_inputs {
+        if i.starts_with("-l") {
+            continue;
+        }
+        let Ok(h) = record::head(Path::new(i)) else {
+            continue;
+        };
+        if !elf::is_elf(&h) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(i) else {
+            continue;
+        };
+        if let Ok(t) = elf::Target::from_object(&bytes) {
+            let p = tmp.join("omnibor-note.o");
+            std::fs::write(&p, elf::placeholder_object(&t)).map_err(record::io_err(&p))?;
+            return Ok((p, false));
+        }
+    }
+    let p = tmp.join("omnibor-note.s");
+    let src = "\t.section .note.omnibor,\"a\",%note\n\t.balign 4\n\
+               \t.long 8, 20, 1\n\t.asciz \"OMNIBOR\"\n\t.zero 20\n\
+               \t.long 8, 32, 2\n\t.asciz \"OMNIBOR\"\n\t.zero 32\n\
+               \t.section .note.GNU-stack,\"\",%progbits\n";
+    std::fs::write(&p, src).map_err(record::io_err(&p))?;
+    Ok((p, true))
+}
+
+/// Run the compiler again with `-M` for one source: what it reads for that source.
+fn rerun_deps(
+    r: &Resolved,
+    step: &CcStep,
+    expanded: &[String],
+    chain: &[PathBuf],
+    src: &gcc::Source,
+    out: &Path,
+) -> Result<Vec<String>, record::RecordError> {
+    let mut args: Vec<OsString> = r.pre.clone();
+    let control: std::collections::HashSet<usize> = step.control_idx.iter().copied().collect();
+    for (i, a) in expanded.iter().enumerate() {
+        if !control.contains(&i) {
+            args.push(a.into());
+        }
+    }
+    args.extend(["-E", "-M", "-MF"].map(OsString::from));
+    args.push(out.into());
+    match &src.lang {
+        Some(l) => args.extend([OsString::from("-x"), OsString::from(l)]),
+        None if step.x_used => args.extend(["-x", "none"].map(OsString::from)),
+        None => {}
+    }
+    args.push(OsString::from(&src.path));
+    let mut cmd = run::command(&r.tool, &args, chain);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let st = cmd.status().map_err(record::io_err(&r.tool))?;
+    if !st.success() {
+        return Err(record::RecordError::Other(format!(
+            "'{} -M' for {} failed",
+            r.tool.display(),
+            src.path
+        )));
+    }
+    read_deps(out)
+}
+
+fn read_deps(path: &Path) -> Result<Vec<String>, record::RecordError> {
+    let text = std::fs::read_to_string(path).map_err(record::io_err(path))?;
+    Ok(depfile::prerequisites(&text))
+}
+
+fn identify_all(rec: &Recorder, paths: &[String]) -> Result<Vec<Input>, record::RecordError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        let abs = rec.abs(Path::new(p));
+        if !seen.insert(abs.clone()) {
+            continue;
+        }
+        // -MG lists headers that do not exist; they were not read.
+        if !abs.exists() {
+            continue;
+        }
+        out.push(rec.input(&abs)?);
+    }
+    Ok(out)
+}
+
+fn collect_and_record(
+    r: &Resolved,
+    step: &CcStep,
+    expanded: &[String],
+    plan: &Plan,
+    chain: &[PathBuf],
+    tmp: &Path,
+    original: &[String],
+) -> Result<(), record::RecordError> {
+    let rec = Recorder::new()?;
+    let outputs = step.outputs();
+    // What the compiler read, per source.
+    let mut per_source: Vec<Vec<String>> = Vec::new();
+    if compiles(step) {
+        match &plan.depfile {
+            Some(d) => per_source.push(read_deps(&rec.abs(d))?),
+            None => {
+                for (k, src) in step.sources.iter().enumerate() {
+                    let out = tmp.join(format!("m{k}.d"));
+                    per_source.push(rerun_deps(r, step, expanded, chain, src, &out)?);
+                }
+            }
+        }
+    }
+    let mut recorded: Vec<String> = Vec::new();
+    match step.mode {
+        Mode::Compile | Mode::Assemble => {
+            for (out, deps) in outputs.iter().zip(&per_source) {
+                let inputs = identify_all(&rec, deps)?;
+                rec.output(Path::new(out), &inputs)?;
+                recorded.push(rec.abs(Path::new(out)).to_string_lossy().into_owned());
+            }
+        }
+        Mode::Link | Mode::CompileLink => {
+            let mut paths: Vec<String> = per_source.concat();
+            let ld = plan
+                .ld_deps
+                .as_ref()
+                .ok_or_else(|| record::RecordError::Other("no linker dependency file".into()))?;
+            let ld_list = read_deps(ld).map_err(|e| {
+                record::RecordError::Other(format!("the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"))
+            })?;
+            let placeholder = plan.placeholder.as_ref().map(|p| rec.abs(p));
+            let mut dynamic: Vec<Input> = Vec::new();
+            for p in ld_list {
+                let abs = rec.abs(Path::new(&p));
+                if Some(&abs) == placeholder.as_ref() || !abs.exists() {
+                    continue; // ours, or the driver's temporary objects of this very command
+                }
+                let h = record::head(&abs).map_err(record::io_err(&abs))?;
+                if elf::is_elf(&h) && is_shared_object(&abs) {
+                    dynamic.push(rec.input(&abs)?);
+                } else {
+                    paths.push(p);
+                }
+            }
+            let inputs = identify_all(&rec, &paths)?;
+            let out = &outputs[0];
+            let ids = rec.output(Path::new(out), &inputs)?;
+            rec.dynamic(&ids, &dynamic)?;
+            recorded.push(rec.abs(Path::new(out)).to_string_lossy().into_owned());
+        }
+        _ => {}
+    }
+    rec.store.log_step(&serde_json::json!({
+        "status": "recorded",
+        "tool": r.tool.to_string_lossy(),
+        "cwd": rec.cwd.to_string_lossy(),
+        "argv": original,
+        "outputs": recorded,
+    }))?;
+    Ok(())
+}
+
+fn is_shared_object(p: &Path) -> bool {
+    let mut b = [0u8; 18];
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    use std::io::Read;
+    f.read_exact(&mut b).is_ok() && elf::header_type(&b) == Some(3)
+}

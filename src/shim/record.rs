@@ -1,0 +1,196 @@
+//! Turning what a step read and wrote into manifests, notes and index entries.
+
+use crate::elf::{self, NoteIds};
+use crate::gitoid::{self, Alg, Ids};
+use crate::manifest::Manifest;
+use crate::store::{self, HashCache, Store, StoreError};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Note(#[from] elf::NoteFileError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
+    move |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One input of a step: where it was, its IDs, and its own manifests when it has any.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub path: PathBuf,
+    pub ids: Ids,
+    pub manifest: NoteIds,
+}
+
+/// A shared library an output links against (metadata, not a manifest input).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Dynamic {
+    pub path: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub manifest_sha1: Option<String>,
+    pub manifest_sha256: Option<String>,
+}
+
+pub struct Recorder {
+    pub store: Store,
+    cache: HashCache,
+    pub cwd: PathBuf,
+}
+
+/// `cwd/p`, with `.` and `..` folded lexically (symlinks are left as the tool saw them).
+pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The first bytes of a file (to tell ELF and archives without reading them whole).
+pub fn head(path: &Path) -> std::io::Result<[u8; 8]> {
+    let mut b = [0u8; 8];
+    let mut f = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < 8 {
+        let k = f.read(&mut b[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(b)
+}
+
+impl Recorder {
+    pub fn new() -> Result<Recorder, RecordError> {
+        let cwd = std::env::current_dir().map_err(io_err(Path::new(".")))?;
+        let store = Store::locate(std::env::var_os("OMNIBOR_DIR").as_deref(), &cwd);
+        let cache = HashCache::new(&store);
+        Ok(Recorder { store, cache, cwd })
+    }
+
+    pub fn abs(&self, p: &Path) -> PathBuf {
+        absolute(&self.cwd, p)
+    }
+
+    /// Identify an input: IDs through the hash cache; manifests from its note when it is an
+    /// ELF file, else from the store's target index (archives, assembly, bitcode).
+    pub fn input(&self, p: &Path) -> Result<Input, RecordError> {
+        let path = self.abs(p);
+        let ids = self.cache.ids(&path).map_err(io_err(&path))?;
+        let mut manifest = NoteIds::default();
+        if elf::is_elf(&head(&path).map_err(io_err(&path))?) {
+            // A note we cannot read is an input without a manifest, not a failed step.
+            manifest = elf::read_note_file(&path).unwrap_or_default();
+        }
+        if manifest.is_empty() {
+            manifest = self.target(&ids);
+        }
+        Ok(Input {
+            path,
+            ids,
+            manifest,
+        })
+    }
+
+    pub fn target(&self, ids: &Ids) -> NoteIds {
+        NoteIds {
+            sha1: self.store.get_target(&ids.sha1),
+            sha256: self.store.get_target(&ids.sha256),
+        }
+    }
+
+    /// Store both manifests of these inputs; returns (sha1, sha256) manifest IDs.
+    pub fn manifests(&self, inputs: &[Input]) -> Result<Ids, RecordError> {
+        let mut out = Vec::with_capacity(2);
+        for alg in Alg::ALL {
+            let mut m = Manifest::new(alg);
+            for i in inputs {
+                m.add(i.ids.get(alg), i.manifest.get(alg));
+            }
+            out.push(self.store.put_manifest(&m)?);
+        }
+        Ok(Ids {
+            sha1: out[0],
+            sha256: out[1],
+        })
+    }
+
+    /// Record one output: manifests, then the note (or the target index for files that
+    /// cannot carry one), then the path index for the output and its inputs.
+    pub fn output(&self, out: &Path, inputs: &[Input]) -> Result<Ids, RecordError> {
+        let path = self.abs(out);
+        let m = self.manifests(inputs)?;
+        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let ids = match elf::elf_type(&bytes) {
+            Some(_) => {
+                let new = elf::embed_any(&bytes, &m.sha1, &m.sha256).map_err(|err| {
+                    elf::NoteFileError::Elf {
+                        path: path.clone(),
+                        err,
+                    }
+                })?;
+                elf::replace_file(&path, &new).map_err(io_err(&path))?;
+                gitoid::ids_of_bytes(&new)
+            }
+            None => {
+                let ids = gitoid::ids_of_bytes(&bytes);
+                self.store.set_target(&ids.sha1, &m.sha1)?;
+                self.store.set_target(&ids.sha256, &m.sha256)?;
+                ids
+            }
+        };
+        let mut paths: Vec<(&Ids, &Path)> = vec![(&ids, path.as_path())];
+        paths.extend(inputs.iter().map(|i| (&i.ids, i.path.as_path())));
+        self.store.add_paths(&paths)?;
+        Ok(ids)
+    }
+
+    /// Shared libraries an output links against, kept beside the output's ID.
+    pub fn dynamic(&self, out: &Ids, libs: &[Input]) -> Result<(), RecordError> {
+        if libs.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Dynamic> = libs
+            .iter()
+            .map(|l| Dynamic {
+                path: l.path.to_string_lossy().into_owned(),
+                sha1: l.ids.sha1.hex(),
+                sha256: l.ids.sha256.hex(),
+                manifest_sha1: l.manifest.sha1.map(|i| i.hex()),
+                manifest_sha256: l.manifest.sha256.map(|i| i.hex()),
+            })
+            .collect();
+        let json =
+            serde_json::to_vec_pretty(&rows).map_err(|e| RecordError::Other(e.to_string()))?;
+        store::write_atomic(&self.store.dynamic_path(&out.sha1), &json)?;
+        Ok(())
+    }
+}
