@@ -239,6 +239,17 @@ fn is_header_lang(lang: &str) -> bool {
     lang.ends_with("-header")
 }
 
+/// Headers given without -c are still only compiled (to precompiled headers), never linked.
+fn only_headers(sources: &[Source]) -> bool {
+    !sources.is_empty()
+        && sources.iter().all(|s| {
+            s.lang
+                .as_deref()
+                .or_else(|| lang_of(&s.path))
+                .is_some_and(is_header_lang)
+        })
+}
+
 /// `dir/name.ext` -> `name`
 fn stem(path: &str) -> &str {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -264,7 +275,7 @@ pub fn classify(args: &[String]) -> CcStep {
         (false, false, false, false, false, false);
     let mut lang: Option<String> = None;
     let mut stdin = false;
-    let mut outputs_seen = 0;
+    let mut missing_value: Option<String> = None;
     let mut only_inputs = false;
     let mut i = 0;
     while i < args.len() {
@@ -316,6 +327,9 @@ pub fn classify(args: &[String]) -> CcStep {
                 }
             }
         };
+        if value.is_none() && val != V::None {
+            missing_value = Some(a.clone());
+        }
         let span: Vec<usize> = (i..(i + used).min(args.len())).collect();
         match means {
             M::Other | M::DepShape => {
@@ -340,7 +354,6 @@ pub fn classify(args: &[String]) -> CcStep {
             M::Verbose => verbose = true,
             M::Output => {
                 st.output = value;
-                outputs_seen += 1;
                 st.control_idx.extend(&span);
             }
             M::Lang => {
@@ -401,9 +414,11 @@ pub fn classify(args: &[String]) -> CcStep {
         Mode::NoOutput
     } else if stdin {
         Mode::Unsupported("source read from standard input".into())
-    } else if outputs_seen > 1 && st.output.is_none() {
-        Mode::Unsupported("-o without a value".into())
-    } else if assemble || compile {
+    } else if let Some(opt) = missing_value {
+        Mode::Unsupported(format!("{opt} without a value"))
+    } else if st.output.as_deref() == Some("-") {
+        Mode::Unsupported("output to standard output".into())
+    } else if assemble || compile || only_headers(&st.sources) {
         if st.sources.is_empty() {
             Mode::NoOutput
         } else if st.sources.len() > 1 && st.output.is_some() {
@@ -413,8 +428,6 @@ pub fn classify(args: &[String]) -> CcStep {
         } else {
             Mode::Compile
         }
-    } else if st.output.as_deref() == Some("-") {
-        Mode::Unsupported("output to standard output".into())
     } else if st.sources.is_empty() {
         Mode::Link
     } else {
