@@ -15,7 +15,13 @@ use std::process::Command;
 const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("-c foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -o foo.o", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -o out/bar.o", "compile", "out/bar.o", "-", "foo.c"),
+    (
+        "-c foo.c -o out/bar.o",
+        "compile",
+        "out/bar.o",
+        "-",
+        "foo.c",
+    ),
     ("-c src/foo.c", "compile", "foo.o", "-", "src/foo.c"),
     ("-c -o foo.o foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-ofoo.o -c foo.c", "compile", "foo.o", "-", "foo.c"),
@@ -35,7 +41,13 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("-c foo.mm", "compile", "foo.o", "-", "foo.mm"),
     ("-c a.c b.c", "compile", "a.o b.o", "-", "a.c b.c"),
     ("-c a.c b.c -o x.o", "unsupported", "-", "-", "a.c b.c"),
-    ("-c dir.with.dots/foo.c", "compile", "foo.o", "-", "dir.with.dots/foo.c"),
+    (
+        "-c dir.with.dots/foo.c",
+        "compile",
+        "foo.o",
+        "-",
+        "dir.with.dots/foo.c",
+    ),
     ("-c foo", "nooutput", "-", "-", "-"),
     ("-c foo.o", "nooutput", "-", "-", "-"),
     ("-c", "info", "-", "-", "-"),
@@ -75,15 +87,39 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("-x c -c foo.txt", "compile", "foo.o", "-", "foo.txt"),
     ("-x c++ -c foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.txt -x c", "nooutput", "-", "-", "-"),
-    ("-x c -c a.txt -x none b.c", "compile", "a.o b.o", "-", "a.txt b.c"),
+    (
+        "-x c -c a.txt -x none b.c",
+        "compile",
+        "a.o b.o",
+        "-",
+        "a.txt b.c",
+    ),
     ("-xc -c foo.h1", "compile", "foo.o", "-", "foo.h1"),
     ("-x c-header -c foo.h", "compile", "foo.h.gch", "-", "foo.h"),
     ("-c foo.h", "compile", "foo.h.gch", "-", "foo.h"),
-    ("-c inc/foo.hpp", "compile", "inc/foo.hpp.gch", "-", "inc/foo.hpp"),
+    (
+        "-c inc/foo.hpp",
+        "compile",
+        "inc/foo.hpp.gch",
+        "-",
+        "inc/foo.hpp",
+    ),
     ("foo.h", "compile", "foo.h.gch", "-", "foo.h"),
-    ("-x c-header foo.h -o pch/foo.h.gch", "compile", "pch/foo.h.gch", "-", "foo.h"),
+    (
+        "-x c-header foo.h -o pch/foo.h.gch",
+        "compile",
+        "pch/foo.h.gch",
+        "-",
+        "foo.h",
+    ),
     ("-x assembler -c foo.x", "compile", "foo.o", "-", "foo.x"),
-    ("-x assembler-with-cpp -c foo.x", "compile", "foo.o", "-", "foo.x"),
+    (
+        "-x assembler-with-cpp -c foo.x",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.x",
+    ),
     ("-x c -", "unsupported", "-", "-", "-"),
     ("-E -x c -", "preprocess", "-", "-", "-"),
     ("-c -x c - -o out.o", "unsupported", "-", "-", "-"),
@@ -95,27 +131,105 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("foo.c -o -", "unsupported", "-", "-", "foo.c"),
     ("-c foo.c -MD", "compile", "foo.o", "foo.d", "foo.c"),
     ("-c foo.c -MMD", "compile", "foo.o", "foo.d", "foo.c"),
-    ("-c foo.c -o out/foo.o -MD", "compile", "out/foo.o", "out/foo.d", "foo.c"),
-    ("-c foo.c -o out/foo.obj -MD", "compile", "out/foo.obj", "out/foo.d", "foo.c"),
-    ("-c foo.c -o out/foo -MD", "compile", "out/foo", "out/foo.d", "foo.c"),
-    ("-c foo.c -MD -MF deps/foo.dep", "compile", "foo.o", "deps/foo.dep", "foo.c"),
-    ("-c foo.c -MD -MFdeps.d", "compile", "foo.o", "deps.d", "foo.c"),
-    ("-c foo.c -MMD -MF x.d -MT tgt", "compile", "foo.o", "x.d", "foo.c"),
+    (
+        "-c foo.c -o out/foo.o -MD",
+        "compile",
+        "out/foo.o",
+        "out/foo.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -o out/foo.obj -MD",
+        "compile",
+        "out/foo.obj",
+        "out/foo.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -o out/foo -MD",
+        "compile",
+        "out/foo",
+        "out/foo.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -MD -MF deps/foo.dep",
+        "compile",
+        "foo.o",
+        "deps/foo.dep",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -MD -MFdeps.d",
+        "compile",
+        "foo.o",
+        "deps.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -MMD -MF x.d -MT tgt",
+        "compile",
+        "foo.o",
+        "x.d",
+        "foo.c",
+    ),
     ("-c foo.c -MD -MQ q", "compile", "foo.o", "foo.d", "foo.c"),
     ("-c foo.c -MD -MP", "compile", "foo.o", "foo.d", "foo.c"),
-    ("-c foo.c -MD -MT a -MT b", "compile", "foo.o", "foo.d", "foo.c"),
-    ("-c foo.c -Wp,-MD,dep.d", "compile", "foo.o", "dep.d", "foo.c"),
-    ("-c foo.c -Wp,-MMD,dep.d", "compile", "foo.o", "dep.d", "foo.c"),
-    ("-c foo.c -Wp,-MD,dep.d,-MT,x", "unsupported", "-", "-", "foo.c"),
+    (
+        "-c foo.c -MD -MT a -MT b",
+        "compile",
+        "foo.o",
+        "foo.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -Wp,-MD,dep.d",
+        "compile",
+        "foo.o",
+        "dep.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -Wp,-MMD,dep.d",
+        "compile",
+        "foo.o",
+        "dep.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -Wp,-MD,dep.d,-MT,x",
+        "unsupported",
+        "-",
+        "-",
+        "foo.c",
+    ),
     ("-c foo.c -Wp,-DFOO", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -MF x.d", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -MT x", "compile", "foo.o", "-", "foo.c"),
     ("-S foo.c -MD", "assemble", "foo.s", "foo.d", "foo.c"),
     ("-c foo.c -M", "preprocess", "-", "-", "foo.c"),
     ("foo.c -MD -o prog", "compilelink", "prog", "-", "foo.c"),
-    ("foo.c -MD -MF d.d -o prog", "compilelink", "prog", "d.d", "foo.c"),
-    ("foo.c -c -o x.o -MMD -MF x.d", "compile", "x.o", "x.d", "foo.c"),
-    ("-c foo.c -o foo.o -MD -MF /abs/foo.d", "compile", "foo.o", "/abs/foo.d", "foo.c"),
+    (
+        "foo.c -MD -MF d.d -o prog",
+        "compilelink",
+        "prog",
+        "d.d",
+        "foo.c",
+    ),
+    (
+        "foo.c -c -o x.o -MMD -MF x.d",
+        "compile",
+        "x.o",
+        "x.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -o foo.o -MD -MF /abs/foo.d",
+        "compile",
+        "foo.o",
+        "/abs/foo.d",
+        "foo.c",
+    ),
     ("-c foo.c -I inc", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -include pre.h", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -isystem /x", "compile", "foo.o", "-", "foo.c"),
@@ -127,18 +241,72 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("-c foo.c -isysroot s", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -iprefix p", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -iwithprefix p", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -iwithprefixbefore p", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c --param max-inline-insns-single=1000", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c foo.c -iwithprefixbefore p",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c --param max-inline-insns-single=1000",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c foo.c --sysroot /sr", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c --sysroot=/sr", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -Xclang -load -Xclang plugin.so", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -Xpreprocessor -DX", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -Xassembler --noexecstack", "compile", "foo.o", "-", "foo.c"),
-    ("a.o -Xlinker -rpath -Xlinker /x -o p", "link", "p", "-", "-"),
-    ("-c foo.c -aux-info aux.txt", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -target x86_64-linux-gnu", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c foo.c -Xclang -load -Xclang plugin.so",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -Xpreprocessor -DX",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -Xassembler --noexecstack",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "a.o -Xlinker -rpath -Xlinker /x -o p",
+        "link",
+        "p",
+        "-",
+        "-",
+    ),
+    (
+        "-c foo.c -aux-info aux.txt",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -target x86_64-linux-gnu",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c foo.c -arch x86_64", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -mllvm -inline-threshold=10", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c foo.c -mllvm -inline-threshold=10",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c foo.c -B /opt/bin", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -dumpbase foo", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -dumpdir d/", "compile", "foo.o", "-", "foo.c"),
@@ -146,28 +314,76 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("a.o -T script.ld -o p", "link", "p", "-", "-"),
     ("a.o -u sym -o p", "link", "p", "-", "-"),
     ("a.o -z now -o p", "link", "p", "-", "-"),
-    ("-c foo.c -gcc-toolchain /t", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c foo.c -gcc-toolchain /t",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c foo.c -MJ db.json", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -include-pch pre.pch", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c --serialize-diagnostics d.dia", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c foo.c -include-pch pre.pch",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c --serialize-diagnostics d.dia",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c -O2 foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -g foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -fPIC foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -Wall foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -std=c11 foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -pipe foo.c", "compile", "foo.o", "-", "foo.c"),
-    ("-c -fprofile-generate foo.c", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c -fprofile-generate foo.c",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c --coverage foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -gsplit-dwarf foo.c", "compile", "foo.o", "-", "foo.c"),
-    ("-c -fdiagnostics-color=always foo.c", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c -fdiagnostics-color=always foo.c",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c -save-temps foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -flto foo.c", "compile", "foo.o", "-", "foo.c"),
-    ("-c -ffunction-sections -fdata-sections foo.c", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c -ffunction-sections -fdata-sections foo.c",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c -m32 foo.c", "compile", "foo.o", "-", "foo.c"),
-    ("-c -march=x86-64-v2 foo.c", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c -march=x86-64-v2 foo.c",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c -Werror=format foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -Wl,--as-needed foo.c", "compile", "foo.o", "-", "foo.c"),
-    ("-c -Wa,--noexecstack foo.c", "compile", "foo.o", "-", "foo.c"),
+    (
+        "-c -Wa,--noexecstack foo.c",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
     ("-c -rdynamic foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -static foo.c", "compile", "foo.o", "-", "foo.c"),
     ("-c -nostdinc foo.c", "compile", "foo.o", "-", "foo.c"),
@@ -180,18 +396,54 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
     ("-c foo.c bar.o", "compile", "foo.o", "-", "foo.c"),
     ("foo.c bar.o -o p", "compilelink", "p", "-", "foo.c"),
     ("-c ./foo.c", "compile", "foo.o", "-", "./foo.c"),
-    ("-c ../src/foo.c -o ../obj/foo.o", "compile", "../obj/foo.o", "-", "../src/foo.c"),
+    (
+        "-c ../src/foo.c -o ../obj/foo.o",
+        "compile",
+        "../obj/foo.o",
+        "-",
+        "../src/foo.c",
+    ),
     ("-c foo.c -o foo", "compile", "foo", "-", "foo.c"),
-    ("-x c++-header -c foo.hh -o foo.hh.gch", "compile", "foo.hh.gch", "-", "foo.hh"),
+    (
+        "-x c++-header -c foo.hh -o foo.hh.gch",
+        "compile",
+        "foo.hh.gch",
+        "-",
+        "foo.hh",
+    ),
     ("-S -x c foo.in", "assemble", "foo.s", "-", "foo.in"),
     ("-c foo.F90", "compile", "foo.o", "-", "foo.F90"),
     ("-E -c foo.c", "preprocess", "-", "-", "foo.c"),
     ("-c -S foo.c", "assemble", "foo.s", "-", "foo.c"),
     ("-fsyntax-only -c foo.c", "nooutput", "-", "-", "foo.c"),
-    ("-c foo.c -fsanitize=address -fno-omit-frame-pointer", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -DNAME=\\\"x\\\"", "compile", "foo.o", "-", "foo.c"),
-    ("-c foo.c -I. -Iinclude -I../x", "compile", "foo.o", "-", "foo.c"),
-    ("-fPIC -shared a.c b.c -o libab.so", "compilelink", "libab.so", "-", "a.c b.c"),
+    (
+        "-c foo.c -fsanitize=address -fno-omit-frame-pointer",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -DNAME=\\\"x\\\"",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -I. -Iinclude -I../x",
+        "compile",
+        "foo.o",
+        "-",
+        "foo.c",
+    ),
+    (
+        "-fPIC -shared a.c b.c -o libab.so",
+        "compilelink",
+        "libab.so",
+        "-",
+        "a.c b.c",
+    ),
     ("a.c b.c", "compilelink", "a.out", "-", "a.c b.c"),
     ("-c -MD a.c b.c", "compile", "a.o b.o", "-", "a.c b.c"),
 ];
@@ -239,7 +491,8 @@ fn classifier_table() {
         };
         let ok = got_mode == *mode
             && got_outs == list(outs)
-            && (got_mode != "compile" && got_mode != "assemble" && got_mode != "compilelink" || got_dep == *dep)
+            && (got_mode != "compile" && got_mode != "assemble" && got_mode != "compilelink"
+                || got_dep == *dep)
             && got_srcs == want_srcs;
         if !ok {
             failures.push(format!(
@@ -247,12 +500,22 @@ fn classifier_table() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} rows wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The relative `-o` targets in what `<cc> -###` prints: the files the driver writes.
 fn driver_outputs(cc: &str, dir: &std::path::Path, argv: &[String]) -> Option<BTreeSet<String>> {
-    let out = Command::new(need(cc)).current_dir(dir).arg("-###").args(argv).output().unwrap();
+    let out = Command::new(need(cc))
+        .current_dir(dir)
+        .arg("-###")
+        .args(argv)
+        .output()
+        .unwrap();
     if !out.status.success() {
         return None;
     }
@@ -273,7 +536,11 @@ fn driver_outputs(cc: &str, dir: &std::path::Path, argv: &[String]) -> Option<BT
             }
         }
         // a tool given -o twice writes the last one
-        let last_o = toks.windows(2).filter(|w| w[0] == "-o").map(|w| w[1].clone()).last();
+        let last_o = toks
+            .windows(2)
+            .filter(|w| w[0] == "-o")
+            .map(|w| w[1].clone())
+            .last();
         if let Some(o) = last_o.filter(|o| !o.starts_with('/') && o != "-") {
             set.insert(o);
         }
@@ -284,7 +551,27 @@ fn driver_outputs(cc: &str, dir: &std::path::Path, argv: &[String]) -> Option<BT
 #[test]
 fn outputs_match_gcc_and_clang_dry_runs() {
     let t = Tmp::new();
-    for f in ["foo.c", "a.c", "b.c", "src/foo.c", "dir.with.dots/foo.c", "foo.cpp", "foo.cc", "foo.s", "foo.S", "foo.h", "inc/foo.hpp", "foo.txt", "a.txt", "foo.i", "a.o", "b.o", "bar.o", "foo.hh", "foo.in"] {
+    for f in [
+        "foo.c",
+        "a.c",
+        "b.c",
+        "src/foo.c",
+        "dir.with.dots/foo.c",
+        "foo.cpp",
+        "foo.cc",
+        "foo.s",
+        "foo.S",
+        "foo.h",
+        "inc/foo.hpp",
+        "foo.txt",
+        "a.txt",
+        "foo.i",
+        "a.o",
+        "b.o",
+        "bar.o",
+        "foo.hh",
+        "foo.in",
+    ] {
         t.write(f, "");
     }
     std::fs::create_dir_all(t.join("out")).unwrap();
@@ -304,15 +591,19 @@ fn outputs_match_gcc_and_clang_dry_runs() {
                 || argv.contains(".F90")
                 || argv.contains(".m")
                 || argv.contains("-gsplit-dwarf")
-                || argv.contains("--coverage") || argv.contains("profile")
+                || argv.contains("--coverage")
+                || argv.contains("profile")
                 || argv.contains("-flto")
             {
                 continue;
             }
             let argv = words(argv);
-            let Some(mut got) = driver_outputs(cc, t.path(), &argv) else { continue };
+            let Some(mut got) = driver_outputs(cc, t.path(), &argv) else {
+                continue;
+            };
             // collect2 writes a.out by default without naming it
-            let last_is_link = matches!(*mode, "link" | "compilelink") && !argv.iter().any(|a| a.starts_with("-o"));
+            let last_is_link = matches!(*mode, "link" | "compilelink")
+                && !argv.iter().any(|a| a.starts_with("-o"));
             if got.is_empty() && last_is_link {
                 got.insert("a.out".into());
             }

@@ -1,5 +1,6 @@
 //! The one integration test binary: real tools, real files, a temp dir per test.
 
+mod cc;
 mod classify;
 mod elf;
 mod foundation;

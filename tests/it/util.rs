@@ -78,3 +78,47 @@ pub fn need(tool: &str) -> PathBuf {
     );
     PathBuf::from(p)
 }
+
+/// A directory of shim links: the `omnibor-*` names, and masquerade names when asked.
+pub fn shim_dir(t: &Tmp, masquerade: &[&str]) -> PathBuf {
+    let d = t.join("shims");
+    std::fs::create_dir_all(&d).unwrap();
+    for n in [
+        "omnibor-cc",
+        "omnibor-c++",
+        "omnibor-ld",
+        "omnibor-ar",
+        "omnishim",
+    ]
+    .iter()
+    .chain(masquerade)
+    {
+        let l = d.join(n);
+        if !l.exists() {
+            std::os::unix::fs::symlink(bin(), &l).unwrap();
+        }
+    }
+    d
+}
+
+/// PATH with `dir` first.
+pub fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut v = vec![dir.to_path_buf()];
+    v.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(v).unwrap()
+}
+
+/// A command run the way a build would run it under the shims.
+pub fn shimmed(t: &Tmp, program: &str, store: &Path) -> Command {
+    let d = shim_dir(t, &[]);
+    let mut c = Command::new(program);
+    c.env("PATH", path_with(&d))
+        .env("OMNIBOR_DIR", store)
+        .env_remove("OMNIBOR_STRICT")
+        .env_remove("OMNISHIM_CHAIN")
+        .env_remove("OMNIBOR_CC")
+        .env_remove("OMNIBOR_CXX");
+    c
+}

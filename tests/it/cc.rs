@@ -1,0 +1,608 @@
+//! Issue 4: compiles and links through the compiler driver, on real gcc and clang.
+
+use crate::elf::test_ids;
+use crate::util::*;
+use omnishim::elf;
+use omnishim::gitoid::{self, Alg, Id};
+use omnishim::manifest::Manifest;
+use omnishim::store::Store;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SRC: &str = "#include <stdio.h>\n#include <math.h>\n#include \"local.h\"\n\
+    int main(void){printf(\"%d %f\\n\", LOCAL, sqrt(2.0));return 0;}\n";
+
+fn gitoid_set(paths: &[String], cwd: &Path) -> BTreeSet<Id> {
+    paths
+        .iter()
+        .map(|p| {
+            gitoid::ids_of_file(&cwd.join(p))
+                .unwrap_or_else(|e| panic!("{p}: {e}"))
+                .sha1
+        })
+        .collect()
+}
+
+fn manifest_inputs(store: &Path, file: &Path) -> BTreeSet<Id> {
+    let note = elf::read_note_file(file).unwrap();
+    let id = note
+        .sha1
+        .unwrap_or_else(|| panic!("{} has no note", file.display()));
+    let m = Store::at(store).get_manifest(&id).unwrap();
+    // the sha256 manifest must be there too and list the same number of inputs
+    let m2 = Store::at(store)
+        .get_manifest(&note.sha256.unwrap())
+        .unwrap();
+    assert_eq!(m.inputs.len(), m2.inputs.len());
+    m.inputs.keys().copied().collect()
+}
+
+/// What `<cc> -M <flags> src` lists: every file the preprocessor reads.
+fn dash_m(cc: &str, cwd: &Path, flags: &[&str], src: &str) -> Vec<String> {
+    let out = stdout(
+        Command::new(need(cc))
+            .current_dir(cwd)
+            .args(flags)
+            .arg("-M")
+            .arg(src),
+    );
+    omnishim::depfile::prerequisites(&out)
+}
+
+#[test]
+fn object_manifest_equals_dash_m_for_gcc_and_clang() {
+    for cc in ["gcc", "clang"] {
+        let t = Tmp::new();
+        let store = t.join("store");
+        t.write("inc/local.h", "#define LOCAL 7\n#include <stdint.h>\n");
+        t.write("force.h", "#include <stddef.h>\n");
+        t.write("src.c", SRC);
+        let flags = ["-O2", "-Iinc", "-include", "force.h"];
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .env("OMNIBOR_CC", cc)
+                .args(flags)
+                .args(["-c", "src.c", "-o", "src.o"]),
+        );
+        let want = gitoid_set(&dash_m(cc, t.path(), &flags, "src.c"), t.path());
+        assert!(want.len() > 10, "{cc}: system headers expected in -M");
+        assert_eq!(manifest_inputs(&store, &t.join("src.o")), want, "{cc}");
+        run_ok(&mut omnishim(&["store", "verify", "--store"]).arg(&store));
+    }
+}
+
+#[test]
+fn user_mmd_depfile_still_written_and_lists_at_least_as_much() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("inc/local.h", "#define LOCAL 7\n");
+    t.write("src.c", SRC);
+    run_ok(Command::new("gcc").current_dir(t.path()).args([
+        "-Iinc", "-c", "src.c", "-o", "bare.o", "-MMD", "-MF", "bare.d",
+    ]));
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args([
+                "-Iinc", "-c", "src.c", "-o", "src.o", "-MMD", "-MF", "src.d",
+            ]),
+    );
+    let bare: BTreeSet<String> =
+        omnishim::depfile::prerequisites(&std::fs::read_to_string(t.join("bare.d")).unwrap())
+            .into_iter()
+            .collect();
+    let ours: BTreeSet<String> =
+        omnishim::depfile::prerequisites(&std::fs::read_to_string(t.join("src.d")).unwrap())
+            .into_iter()
+            .collect();
+    assert!(ours.is_superset(&bare), "{ours:?} vs {bare:?}");
+    let rules = omnishim::depfile::parse(&std::fs::read_to_string(t.join("src.d")).unwrap());
+    assert_eq!(rules[0].targets, vec!["src.o"]);
+    // and the manifest has the system headers -MMD leaves out
+    let want = gitoid_set(&dash_m("gcc", t.path(), &["-Iinc"], "src.c"), t.path());
+    assert_eq!(manifest_inputs(&store, &t.join("src.o")), want);
+    // -Wp,-MMD,file: the same, default -MD name too
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-Iinc", "-c", "src.c", "-o", "w.o", "-Wp,-MMD,w.dep"]),
+    );
+    assert!(t.join("w.dep").exists());
+    assert_eq!(manifest_inputs(&store, &t.join("w.o")), want);
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-Iinc", "-c", "src.c", "-MD"]),
+    );
+    assert!(t.join("src.d").exists());
+}
+
+#[test]
+fn several_sources_in_one_command() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("inc/local.h", "#define LOCAL 7\n");
+    t.write("a.c", "#include \"local.h\"\nint a(void){return LOCAL;}\n");
+    t.write(
+        "b.c",
+        "#include <string.h>\nint b(const char*s){return (int)strlen(s);}\n",
+    );
+    t.write(
+        "m.c",
+        "int a(void); int b(const char*);\nint main(void){return a()+b(\"xy\")-9;}\n",
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-Iinc", "-c", "a.c", "b.c"]),
+    );
+    for src in ["a", "b"] {
+        let want = gitoid_set(
+            &dash_m("gcc", t.path(), &["-Iinc"], &format!("{src}.c")),
+            t.path(),
+        );
+        assert_eq!(
+            manifest_inputs(&store, &t.join(&format!("{src}.o"))),
+            want,
+            "{src}"
+        );
+    }
+    // compile and link in one: sources, headers and linker inputs; no temporary objects
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-Iinc", "a.c", "b.c", "m.c", "-o", "prog"]),
+    );
+    run_ok(&mut Command::new(t.join("prog")));
+    let inputs = manifest_inputs(&store, &t.join("prog"));
+    for src in ["a.c", "b.c", "m.c", "inc/local.h", "/usr/include/string.h"] {
+        let id = gitoid::ids_of_file(&t.path().join(src)).unwrap().sha1;
+        assert!(
+            inputs.contains(&id),
+            "{src} missing from the program's manifest"
+        );
+    }
+    let crt =
+        String::from_utf8(run_ok(Command::new("gcc").arg("-print-file-name=crtbeginS.o")).stdout)
+            .unwrap();
+    assert!(inputs.contains(&gitoid::ids_of_file(Path::new(crt.trim())).unwrap().sha1));
+    let paths: Vec<String> =
+        Store::at(&store).paths_of(&gitoid::ids_of_file(&t.join("prog")).unwrap().sha1);
+    assert_eq!(paths, vec![t.join("prog").display().to_string()]);
+}
+
+/// Inputs the linker reports with --trace (archive members as their archive), shared
+/// libraries left out, as gitoids.
+fn trace_inputs(tool: &str, cwd: &Path, argv: &[String], tmp: &Path) -> BTreeSet<Id> {
+    let out = Command::new(tool)
+        .current_dir(cwd)
+        .args(argv)
+        .args(["-Wl,--trace", "-o"])
+        .arg(tmp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut set = BTreeSet::new();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for line in text.lines() {
+        let mut l = line.trim().trim_start_matches("trace: ").to_string();
+        if l.is_empty() || l.contains(": warning") || l.starts_with("mold: ") {
+            continue;
+        }
+        // bfd: "(archive)member"; gold, lld, mold: "archive(member)"
+        if let Some(rest) = l.strip_prefix('(') {
+            l = rest.split(')').next().unwrap().to_string();
+        } else if l.ends_with(')') {
+            l = l[..l.rfind('(').unwrap()].to_string();
+        }
+        let p = cwd.join(&l);
+        if !p.exists() {
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        if elf::header_type(&bytes) == Some(3) {
+            continue; // shared library
+        }
+        set.insert(gitoid::ids_of_bytes(&bytes).sha1);
+    }
+    set
+}
+
+fn is_archive_or_script(store_paths: &[String]) -> bool {
+    store_paths.iter().any(|p| {
+        let b = std::fs::read(p).unwrap_or_default();
+        b.starts_with(b"!<arch>")
+            || b.starts_with(b"!<thin>")
+            || (!b.is_empty() && !b.starts_with(b"\x7fELF") && b.is_ascii())
+    })
+}
+
+fn build_examples(t: &Tmp, store: &Path, cc: &str, cxx: &str, ldflags: &str) -> PathBuf {
+    let out = t.join(&format!("build-{cc}-{}", ldflags.replace(['=', ' '], "_")));
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    run_ok(
+        shimmed(t, "make", store)
+            .arg("-s")
+            .arg("-C")
+            .arg(&examples)
+            .arg(format!("O={}", out.display()))
+            .arg("CC=omnibor-cc")
+            .arg("CXX=omnibor-c++")
+            .arg(format!("LDFLAGS={ldflags}"))
+            .env("OMNIBOR_CC", cc)
+            .env("OMNIBOR_CXX", cxx),
+    );
+    out
+}
+
+fn check_examples_build(t: &Tmp, store: &Path, out: &Path, exact_trace: bool) {
+    // the programs run as before
+    assert_eq!(
+        stdout(&mut Command::new(out.join("hello"))),
+        "hello, OMNIBOR! (2 words, digit sum 10)\n"
+    );
+    assert_eq!(
+        stdout(&mut Command::new(out.join("wordcount"))),
+        "words: 6\n"
+    );
+    // every ELF file has a note whose manifests are in the store
+    let mut elves = Vec::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if elf::is_elf(&std::fs::read(&p).unwrap()) {
+                elves.push(p);
+            }
+        }
+    }
+    assert_eq!(elves.len(), 8, "{elves:?}"); // 5 objects, 2 programs, 1 shared library
+    let s = Store::at(store);
+    for f in &elves {
+        let n = elf::read_note_file(f).unwrap();
+        for id in [n.sha1.unwrap(), n.sha256.unwrap()] {
+            s.get_manifest(&id)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+    }
+    run_ok(&mut omnishim(&["store", "verify", "--store"]).arg(store));
+    // each link's manifest against the linker's own --trace
+    let log = std::fs::read_to_string(s.steps_log()).unwrap();
+    let mut links = 0;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let argv: Vec<String> = v["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        if argv.iter().any(|a| a == "-c") || v["status"] != "recorded" {
+            continue;
+        }
+        let output = PathBuf::from(v["outputs"][0].as_str().unwrap());
+        if !output.starts_with(out) {
+            continue;
+        }
+        links += 1;
+        let cwd = PathBuf::from(v["cwd"].as_str().unwrap());
+        let trace = trace_inputs(
+            v["tool"].as_str().unwrap(),
+            &cwd,
+            &argv,
+            &t.join("trace.out"),
+        );
+        let ours = manifest_inputs(store, &output);
+        if exact_trace {
+            assert_eq!(ours, trace, "{}: manifest vs ld --trace", output.display());
+        } else {
+            assert!(
+                ours.is_superset(&trace),
+                "{}: trace has inputs the manifest lacks",
+                output.display()
+            );
+            for extra in ours.difference(&trace) {
+                let paths = s.paths_of(extra);
+                assert!(
+                    is_archive_or_script(&paths),
+                    "{}: {extra} ({paths:?}) is neither an archive nor a script",
+                    output.display()
+                );
+            }
+        }
+    }
+    assert_eq!(links, 3);
+}
+
+#[test]
+fn examples_with_gcc_and_every_linker() {
+    for (ld, exact) in [
+        ("", true),
+        ("-fuse-ld=bfd", true),
+        ("-fuse-ld=gold", false),
+        ("-fuse-ld=lld", false),
+        ("-fuse-ld=mold", false),
+    ] {
+        let t = Tmp::new();
+        let store = t.join("store");
+        let out = build_examples(&t, &store, "gcc", "g++", ld);
+        check_examples_build(&t, &store, &out, exact);
+    }
+}
+
+#[test]
+fn examples_with_clang() {
+    for ld in ["", "-fuse-ld=lld"] {
+        let t = Tmp::new();
+        let store = t.join("store");
+        let out = build_examples(&t, &store, "clang", "clang++", ld);
+        check_examples_build(&t, &store, &out, ld.is_empty());
+    }
+}
+
+fn compare_wrapped_and_bare(t: &Tmp, args: &[&str]) -> i32 {
+    let store = t.join("store");
+    let bare = Command::new("gcc")
+        .current_dir(t.path())
+        .args(args)
+        .output()
+        .unwrap();
+    let wrapped = shimmed(t, "omnibor-cc", &store)
+        .current_dir(t.path())
+        .env("OMNIBOR_CC", "gcc")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(wrapped.status.code(), bare.status.code(), "{args:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&wrapped.stdout),
+        String::from_utf8_lossy(&bare.stdout),
+        "{args:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&wrapped.stderr),
+        String::from_utf8_lossy(&bare.stderr),
+        "{args:?}"
+    );
+    bare.status.code().unwrap()
+}
+
+#[test]
+fn wrapped_and_bare_look_the_same() {
+    let t = Tmp::new();
+    t.write("bad.c", "int main(void){ return undefined_thing; }\n");
+    t.write("warn.c", "int f(int x){ int unused; return x; }\n");
+    t.write(
+        "ok.c",
+        "#include <stdio.h>\nint main(void){ puts(\"ok\"); return 0; }\n",
+    );
+    assert_eq!(
+        compare_wrapped_and_bare(&t, &["-c", "bad.c", "-o", "bad.o"]),
+        1
+    );
+    assert_eq!(
+        compare_wrapped_and_bare(&t, &["-Wall", "-Werror", "-c", "warn.c", "-o", "warn.o"]),
+        1
+    );
+    assert_eq!(
+        compare_wrapped_and_bare(&t, &["-Wall", "-c", "warn.c", "-o", "warn.o"]),
+        0
+    );
+    assert_eq!(compare_wrapped_and_bare(&t, &["ok.c", "-o", "ok"]), 0);
+    assert_eq!(compare_wrapped_and_bare(&t, &["missing.c", "-o", "x"]), 1);
+    assert_eq!(compare_wrapped_and_bare(&t, &["--version"]), 0);
+    assert_eq!(compare_wrapped_and_bare(&t, &["-E", "ok.c"]), 0);
+    // a failed compile records nothing
+    let objects = t.join("store/objects");
+    let before = count_files(&objects);
+    let _ = shimmed(&t, "omnibor-cc", &t.join("store"))
+        .current_dir(t.path())
+        .args(["-c", "bad.c"])
+        .output()
+        .unwrap();
+    assert_eq!(count_files(&objects), before);
+    assert!(!t.join("bad.o").exists());
+}
+
+fn count_files(d: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(d) else {
+        return 0;
+    };
+    rd.map(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            count_files(&p)
+        } else {
+            1
+        }
+    })
+    .sum()
+}
+
+#[test]
+fn masquerade_through_another_wrapper_and_prefix_mode() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    let shims = shim_dir(&t, &["gcc", "cc", "x86_64-linux-gnu-gcc-12"]);
+    // a wrapper directory between us and the compiler, calling `gcc` from PATH again as
+    // ccache and distcc do
+    let wrap = t.join("wrap");
+    std::fs::create_dir_all(&wrap).unwrap();
+    let script = wrap.join("gcc");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho wrapped >> \"$WRAP_LOG\"\nexec gcc \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut path = vec![shims.clone(), wrap.clone()];
+    path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap()));
+    let path = std::env::join_paths(path).unwrap();
+    t.write("x.c", "int x(void){return 1;}\n");
+    for name in ["gcc", "x86_64-linux-gnu-gcc-12"] {
+        run_ok(
+            Command::new(name)
+                .current_dir(t.path())
+                .env("PATH", &path)
+                .env("OMNIBOR_DIR", &store)
+                .env("WRAP_LOG", t.join("log"))
+                .env_remove("OMNISHIM_CHAIN")
+                .args(["-c", "x.c", "-o", &format!("{name}.o")]),
+        );
+        assert!(elf::read_note_file(&t.join(&format!("{name}.o")))
+            .unwrap()
+            .sha1
+            .is_some());
+    }
+    assert_eq!(std::fs::read_to_string(t.join("log")).unwrap(), "wrapped\n");
+    // prefix mode: omnibor-cc gcc ..., and through a wrapper program
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["gcc", "-c", "x.c", "-o", "p.o"]),
+    );
+    assert!(elf::read_note_file(&t.join("p.o")).unwrap().sha1.is_some());
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .env("WRAP_LOG", t.join("log2"))
+            .arg(&script)
+            .args(["-c", "x.c", "-o", "q.o"]),
+    );
+    assert!(elf::read_note_file(&t.join("q.o")).unwrap().sha1.is_some());
+    // a PATH with nothing real behind the shim: one clear line, no loop
+    let out = Command::new(shims.join("gcc"))
+        .current_dir(t.path())
+        .env("PATH", std::env::join_paths([&shims]).unwrap())
+        .env_remove("OMNISHIM_CHAIN")
+        .args(["-c", "x.c"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "omnishim: cannot find the real 'gcc' on PATH (other than omnishim itself)"
+    );
+}
+
+#[test]
+fn hash_cache_is_keyed_on_file_identity() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("h.h", "#define V 1\n");
+    for i in 0..4 {
+        t.write(
+            &format!("s{i}.c"),
+            format!("#include \"h.h\"\nint s{i}(void){{return V;}}\n"),
+        );
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .args(["-c", &format!("s{i}.c")]),
+        );
+    }
+    let cache = store.join("metadata/omnishim/hashcache");
+    let entries_after_four = count_files(&cache);
+    // same size, new content: the new ID must be recorded, never the cached one
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    t.write("h.h", "#define V 2\n");
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-c", "s0.c"]),
+    );
+    let new_id = gitoid::ids_of_file(&t.join("h.h")).unwrap().sha1;
+    assert!(manifest_inputs(&store, &t.join("s0.o")).contains(&new_id));
+    // s0.c and stdc-predef.h are unchanged (cache hits); only the rewritten header is new
+    assert_eq!(count_files(&cache), entries_after_four + 1);
+}
+
+#[test]
+fn strict_mode_and_recording_failures() {
+    let t = Tmp::new();
+    t.write("x.c", "int x(void){return 1;}\n");
+    // a store that cannot be written: the build still succeeds, with one warning line
+    t.write("notadir", "file");
+    let out = shimmed(&t, "omnibor-cc", &t.join("notadir/store"))
+        .current_dir(t.path())
+        .args(["-c", "x.c"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("omnishim: warning: x.o: not recorded: "),
+        "{err}"
+    );
+    assert!(t.join("x.o").exists());
+    let out = shimmed(&t, "omnibor-cc", &t.join("notadir/store"))
+        .current_dir(t.path())
+        .env("OMNIBOR_STRICT", "1")
+        .args(["-c", "x.c"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("omnishim: error: x.o: not recorded: ")
+    );
+    // something we do not record passes through (logged in the store, silent on the terminal)
+    let store = t.join("store");
+    let out = shimmed(&t, "omnibor-cc", &store)
+        .current_dir(t.path())
+        .args(["-S", "x.c", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty());
+    let log = std::fs::read_to_string(Store::at(&store).steps_log()).unwrap();
+    assert!(
+        log.contains("not recorded") && log.contains("output to standard output"),
+        "{log}"
+    );
+    let out = shimmed(&t, "omnibor-cc", &store)
+        .current_dir(t.path())
+        .env("OMNIBOR_STRICT", "1")
+        .args(["-S", "x.c", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn signals_reach_the_compiler() {
+    let t = Tmp::new();
+    let mut big = String::new();
+    for i in 0..60000 {
+        big.push_str(&format!("int f{i}(int x){{return x*{i}+(x>>3);}}\n"));
+    }
+    t.write("big.c", big);
+    let store = t.join("store");
+    let mut child = shimmed(&t, "omnibor-cc", &store)
+        .current_dir(t.path())
+        .args(["-O2", "-c", "big.c"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGTERM), "{st:?}");
+    assert!(!t.join("big.o").exists());
+    let _ = (Alg::Sha1, Manifest::new(Alg::Sha1), test_ids("unused"));
+}
