@@ -317,8 +317,8 @@ impl<'a> Elf<'a> {
         Ok(None)
     }
 
-    /// Section bytes of the named section, if present (SHT_NOBITS sections have none).
-    pub fn section_bytes(&self, name: &str) -> Result<Option<(u32, u64, &'a [u8])>, ElfError> {
+    /// Type, flags and bytes of the named section, if present (SHT_NOBITS sections have none).
+    pub fn section_bytes(&self, name: &str) -> Result<Option<SectionData<'a>>, ElfError> {
         match self.find_section(name)? {
             None => Ok(None),
             Some((_, sh)) if sh.kind == 8 => Ok(Some((sh.kind, sh.flags, &[]))),
@@ -326,6 +326,9 @@ impl<'a> Elf<'a> {
         }
     }
 }
+
+/// (sh_type, sh_flags, contents) of a section.
+pub type SectionData<'a> = (u32, u64, &'a [u8]);
 
 /// One note entry; the walk stops at the end of the region.
 struct NoteEntry<'a> {
@@ -523,7 +526,7 @@ fn shdr_bytes(
 }
 
 fn pad_to(out: &mut Vec<u8>, align: usize) {
-    while out.len() % align != 0 {
+    while !out.len().is_multiple_of(align) {
         out.push(0);
     }
 }

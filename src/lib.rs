@@ -4,6 +4,7 @@
 //! (classify, depfile, shim); `cli` is the `omnishim` command and `main.rs` dispatches the
 //! multicall binary on the name it was run as.
 
+pub mod archive;
 pub mod classify;
 pub mod cli;
 pub mod depfile;

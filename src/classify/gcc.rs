@@ -271,8 +271,8 @@ pub fn classify(args: &[String]) -> CcStep {
         relocatable: false,
         control_idx: Vec::new(),
     };
-    let (mut compile, mut assemble, mut preprocess, mut syntax_only, mut info, mut verbose) =
-        (false, false, false, false, false, false);
+    let (mut compile, mut assemble, mut preprocess, mut syntax_only, mut info) =
+        (false, false, false, false, false);
     let mut lang: Option<String> = None;
     let mut stdin = false;
     let mut missing_value: Option<String> = None;
@@ -351,7 +351,7 @@ pub fn classify(args: &[String]) -> CcStep {
             }
             M::SyntaxOnly => syntax_only = true,
             M::Info => info = true,
-            M::Verbose => verbose = true,
+            M::Verbose => {}
             M::Output => {
                 st.output = value;
                 st.control_idx.extend(&span);
@@ -406,7 +406,8 @@ pub fn classify(args: &[String]) -> CcStep {
         return st;
     }
     let no_inputs = st.sources.is_empty() && st.link_inputs.is_empty();
-    st.mode = if info || (verbose && no_inputs) || no_inputs {
+    // -v alone, like any call without inputs, only informs
+    st.mode = if info || no_inputs {
         Mode::Info
     } else if preprocess || (st.dep.m && !st.dep.md) {
         Mode::Preprocess

@@ -1,7 +1,9 @@
 //! Pure classification of tool command lines: argv in, a description of the step out. No I/O
 //! here; response files are expanded beforehand by `rsp`.
 
+pub mod ar;
 pub mod gcc;
+pub mod ld;
 pub mod rsp;
 
 /// Which tool family a program name belongs to.

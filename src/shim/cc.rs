@@ -7,12 +7,12 @@
 //! note object joins every link so the output has a `.note.omnibor` to rewrite.
 
 use super::find::{self, Finder};
-use super::record::{self, Input, Recorder};
+use super::link;
+use super::record::{self, Recorder};
 use super::{run, Invoked};
 use crate::classify::gcc::{self, CcStep, Mode};
 use crate::classify::{rsp, Family};
 use crate::depfile;
-use crate::elf;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -227,12 +227,19 @@ fn plan(
         extra.push(format!("-Wl,--dependency-file={}", d.display()));
         ld_deps = Some(d);
         if !step.relocatable {
-            let (path, is_asm) = write_placeholder(step, tmp)?;
-            if is_asm {
-                extra.extend(["-x".into(), "assembler".into()]);
-            } else if step.x_used {
-                extra.extend(["-x".into(), "none".into()]);
-            }
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let path = match link::find_target(&step.link_inputs, &cwd) {
+                Some(t) => {
+                    if step.x_used {
+                        extra.extend(["-x".into(), "none".into()]);
+                    }
+                    link::write_placeholder_object(&t, tmp)?
+                }
+                None => {
+                    extra.extend(["-x".into(), "assembler".into()]);
+                    link::write_placeholder_asm(tmp)?
+                }
+            };
             extra.push(path.to_string_lossy().into_owned());
             placeholder = Some(path);
         }
@@ -257,37 +264,6 @@ fn plan(
         ld_deps,
         placeholder,
     })
-}
-
-/// A placeholder note object for the link's target: cloned from the target of the first
-/// relocatable object on the command line, or else assembled by the driver from source.
-fn write_placeholder(step: &CcStep, tmp: &Path) -> Result<(PathBuf, bool), record::RecordError> {
-    for i in &step.link_inputs {
-        if i.starts_with("-l") {
-            continue;
-        }
-        let Ok(h) = record::head(Path::new(i)) else {
-            continue;
-        };
-        if !elf::is_elf(&h) {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(i) else {
-            continue;
-        };
-        if let Ok(t) = elf::Target::from_object(&bytes) {
-            let p = tmp.join("omnibor-note.o");
-            std::fs::write(&p, elf::placeholder_object(&t)).map_err(record::io_err(&p))?;
-            return Ok((p, false));
-        }
-    }
-    let p = tmp.join("omnibor-note.s");
-    let src = "\t.section .note.omnibor,\"a\",%note\n\t.balign 4\n\
-               \t.long 8, 20, 1\n\t.asciz \"OMNIBOR\"\n\t.zero 20\n\
-               \t.long 8, 32, 2\n\t.asciz \"OMNIBOR\"\n\t.zero 32\n\
-               \t.section .note.GNU-stack,\"\",%progbits\n";
-    std::fs::write(&p, src).map_err(record::io_err(&p))?;
-    Ok((p, true))
 }
 
 /// Run the compiler again with `-M` for one source: what it reads for that source.
@@ -333,23 +309,6 @@ fn read_deps(path: &Path) -> Result<Vec<String>, record::RecordError> {
     Ok(depfile::prerequisites(&text))
 }
 
-fn identify_all(rec: &Recorder, paths: &[String]) -> Result<Vec<Input>, record::RecordError> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::with_capacity(paths.len());
-    for p in paths {
-        let abs = rec.abs(Path::new(p));
-        if !seen.insert(abs.clone()) {
-            continue;
-        }
-        // -MG lists headers that do not exist; they were not read.
-        if !abs.exists() {
-            continue;
-        }
-        out.push(rec.input(&abs)?);
-    }
-    Ok(out)
-}
-
 fn collect_and_record(
     r: &Resolved,
     step: &CcStep,
@@ -378,39 +337,25 @@ fn collect_and_record(
     match step.mode {
         Mode::Compile | Mode::Assemble => {
             for (out, deps) in outputs.iter().zip(&per_source) {
-                let inputs = identify_all(&rec, deps)?;
+                let inputs = link::identify_all(&rec, deps)?;
                 rec.output(Path::new(out), &inputs)?;
                 recorded.push(rec.abs(Path::new(out)).to_string_lossy().into_owned());
             }
         }
         Mode::Link | Mode::CompileLink => {
-            let mut paths: Vec<String> = per_source.concat();
             let ld = plan
                 .ld_deps
                 .as_ref()
                 .ok_or_else(|| record::RecordError::Other("no linker dependency file".into()))?;
-            let ld_list = read_deps(ld).map_err(|e| {
-                record::RecordError::Other(format!("the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"))
-            })?;
-            let placeholder = plan.placeholder.as_ref().map(|p| rec.abs(p));
-            let mut dynamic: Vec<Input> = Vec::new();
-            for p in ld_list {
-                let abs = rec.abs(Path::new(&p));
-                if Some(&abs) == placeholder.as_ref() || !abs.exists() {
-                    continue; // ours, or the driver's temporary objects of this very command
-                }
-                let h = record::head(&abs).map_err(record::io_err(&abs))?;
-                if elf::is_elf(&h) && is_shared_object(&abs) {
-                    dynamic.push(rec.input(&abs)?);
-                } else {
-                    paths.push(p);
-                }
-            }
-            let inputs = identify_all(&rec, &paths)?;
-            let out = &outputs[0];
-            let ids = rec.output(Path::new(out), &inputs)?;
-            rec.dynamic(&ids, &dynamic)?;
-            recorded.push(rec.abs(Path::new(out)).to_string_lossy().into_owned());
+            let out = Path::new(&outputs[0]);
+            link::record_link(
+                &rec,
+                ld,
+                plan.placeholder.as_deref(),
+                per_source.concat(),
+                out,
+            )?;
+            recorded.push(rec.abs(out).to_string_lossy().into_owned());
         }
         _ => {}
     }
@@ -422,13 +367,4 @@ fn collect_and_record(
         "outputs": recorded,
     }))?;
     Ok(())
-}
-
-fn is_shared_object(p: &Path) -> bool {
-    let mut b = [0u8; 18];
-    let Ok(mut f) = std::fs::File::open(p) else {
-        return false;
-    };
-    use std::io::Read;
-    f.read_exact(&mut b).is_ok() && elf::header_type(&b) == Some(3)
 }

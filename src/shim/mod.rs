@@ -5,14 +5,17 @@
 //! Nothing after `run` may change what the user sees; a failure there is one warning line on
 //! stderr, or with `OMNIBOR_STRICT=1` an error and exit status 1.
 
+pub mod ar;
 pub mod cc;
 pub mod find;
+pub mod ld;
+pub mod link;
 pub mod record;
 pub mod run;
 
 use crate::classify::Family;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How the shim was reached.
 #[derive(Clone, Debug)]
@@ -56,42 +59,67 @@ pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
 
 /// Entry point for every shim name.
 pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
-    match invoked {
+    match &invoked {
         Invoked::Explicit(Family::Cc | Family::Cxx)
         | Invoked::Masquerade(Family::Cc | Family::Cxx, _) => cc::main(invoked, args),
-        Invoked::Explicit(f) | Invoked::Masquerade(f, _) => passthrough_only(f, &invoked, args),
+        Invoked::Explicit(Family::Ld) | Invoked::Masquerade(Family::Ld, _) => {
+            ld::main(invoked, args)
+        }
+        _ => ar::main(invoked, args),
     }
 }
 
-/// Linker and archiver steps are not recorded yet: run the real tool exactly as asked.
-fn passthrough_only(f: Family, invoked: &Invoked, args: Vec<OsString>) -> ! {
-    let finder = find::Finder::new();
+/// The real tool for a linker or archiver shim: the masquerade name, or for `omnibor-ld` /
+/// `omnibor-ar` the setting in `var` (else `default`). Exits with a clear line if none.
+pub fn resolve_tool(finder: &find::Finder, invoked: &Invoked, var: &str, default: &str) -> PathBuf {
     let name = match invoked {
         Invoked::Masquerade(_, n) => n.clone(),
-        Invoked::Explicit(_) => match f {
-            Family::Ld => std::env::var("OMNIBOR_LD").unwrap_or_else(|_| "ld".into()),
-            Family::Ar => std::env::var("OMNIBOR_AR").unwrap_or_else(|_| "ar".into()),
-            Family::Ranlib => "ranlib".into(),
-            Family::Cc => "cc".into(),
-            Family::Cxx => "c++".into(),
-        },
+        Invoked::Explicit(_) => std::env::var(var)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| default.to_string()),
     };
-    let tool = match finder.find(&name) {
+    match finder.find(&name) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("omnishim: {e}");
             std::process::exit(127);
         }
-    };
-    if !find::nested() {
-        log_unrecorded(
-            &tool,
-            &args,
-            "linker and archiver steps are not recorded yet",
-        );
     }
-    let cmd = run::command(&tool, &args, &finder.chain_with(&tool));
-    let e = run::exec(cmd);
+}
+
+/// Replace this process with the real tool, logging why the step is not recorded.
+pub fn passthrough(tool: &Path, args: &[OsString], chain: &[PathBuf], reason: Option<&str>) -> ! {
+    if let Some(r) = reason {
+        log_unrecorded(tool, args, r);
+    }
+    let e = run::exec(run::command(tool, args, chain));
     eprintln!("omnishim: cannot run {}: {e}", tool.display());
     std::process::exit(127)
+}
+
+/// Arguments as UTF-8 strings with response files expanded, or None when one is not UTF-8.
+pub fn expand_args(args: &[OsString]) -> Option<(Vec<String>, Vec<String>, bool)> {
+    let strs: Vec<String> = args
+        .iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect::<Option<_>>()?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let (expanded, had) = crate::classify::rsp::expand(&strs, &cwd);
+    Some((strs, expanded, had))
+}
+
+/// Finish a step whose tool succeeded: report a recording failure (one line, or an error in
+/// strict mode) and leave with the tool's status.
+pub fn finish(
+    status: std::process::ExitStatus,
+    what: &str,
+    result: Result<(), record::RecordError>,
+) -> ! {
+    if let Err(e) = result {
+        if let Some(code) = report_failure(what, &e) {
+            std::process::exit(code);
+        }
+    }
+    run::exit_like(status)
 }

@@ -73,12 +73,13 @@ pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     out
 }
 
-/// The first bytes of a file (to tell ELF and archives without reading them whole).
-pub fn head(path: &Path) -> std::io::Result<[u8; 8]> {
-    let mut b = [0u8; 8];
+/// The first bytes of a file (to tell ELF files, their type, and archives without reading
+/// them whole).
+pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
+    let mut b = [0u8; 20];
     let mut f = std::fs::File::open(path)?;
     let mut n = 0;
-    while n < 8 {
+    while n < b.len() {
         let k = f.read(&mut b[n..])?;
         if k == 0 {
             break;

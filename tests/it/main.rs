@@ -4,4 +4,5 @@ mod cc;
 mod classify;
 mod elf;
 mod foundation;
+mod ldar;
 mod util;

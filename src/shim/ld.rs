@@ -1,0 +1,95 @@
+//! `omnibor-ld` and the linker masquerade names (`ld`, `ld.bfd`, `ld.gold`, `ld.lld`, `mold`,
+//! cross-prefixed names): the same mechanism as driver links, with the linker's own options.
+
+use super::find::{self, Finder};
+use super::record::{RecordError, Recorder};
+use super::{link, run, Invoked};
+use crate::classify::ld::{self, LdMode};
+use std::ffi::OsString;
+use std::path::Path;
+
+pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
+    let finder = Finder::new();
+    let tool = super::resolve_tool(&finder, &invoked, "OMNIBOR_LD", "ld");
+    let chain = finder.chain_with(&tool);
+    if find::nested() {
+        // below a compiler shim (collect2 calling ld): the outer shim records the link
+        super::passthrough(&tool, &args, &chain, None);
+    }
+    let Some((_, expanded, _)) = super::expand_args(&args) else {
+        super::passthrough(&tool, &args, &chain, Some("an argument is not UTF-8"));
+    };
+    let step = ld::classify(&expanded);
+    match &step.mode {
+        LdMode::Info => super::passthrough(&tool, &args, &chain, None),
+        LdMode::Unsupported(r) => {
+            if super::strict() {
+                eprintln!("omnishim: error: not recorded: {r}");
+                std::process::exit(1);
+            }
+            super::passthrough(&tool, &args, &chain, Some(r));
+        }
+        _ => {}
+    }
+    let tmp = match tempfile::Builder::new().prefix("omnishim").tempdir() {
+        Ok(t) => t,
+        Err(e) => {
+            if let Some(code) = super::report_failure(
+                &step.output,
+                &format!("cannot make a private temp dir: {e}"),
+            ) {
+                std::process::exit(code);
+            }
+            super::passthrough(&tool, &args, &chain, None);
+        }
+    };
+    let deps = tmp.path().join("ld.d");
+    let mut all: Vec<OsString> = args.clone();
+    all.push(format!("--dependency-file={}", deps.display()).into());
+    let mut placeholder = None;
+    if step.mode == LdMode::Link {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        if let Some(t) = link::find_target(&step.inputs, &cwd) {
+            match link::write_placeholder_object(&t, tmp.path()) {
+                Ok(p) => {
+                    if step.format_set {
+                        all.push("--format=default".into());
+                    }
+                    all.push(p.clone().into());
+                    placeholder = Some(p);
+                }
+                Err(e) => {
+                    if let Some(code) = super::report_failure(&step.output, &e) {
+                        std::process::exit(code);
+                    }
+                }
+            }
+        }
+    }
+    let status = match run::run(run::command(&tool, &all, &chain)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("omnishim: cannot run {}: {e}", tool.display());
+            std::process::exit(127);
+        }
+    };
+    if !status.success() {
+        drop(tmp);
+        run::exit_like(status);
+    }
+    let result = (|| -> Result<(), RecordError> {
+        let rec = Recorder::new()?;
+        let out = Path::new(&step.output);
+        link::record_link(&rec, &deps, placeholder.as_deref(), Vec::new(), out)?;
+        rec.store.log_step(&serde_json::json!({
+            "status": "recorded",
+            "tool": tool.to_string_lossy(),
+            "cwd": rec.cwd.to_string_lossy(),
+            "argv": expanded,
+            "outputs": [rec.abs(out).to_string_lossy()],
+        }))?;
+        Ok(())
+    })();
+    drop(tmp);
+    super::finish(status, &step.output, result)
+}
