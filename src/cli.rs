@@ -60,6 +60,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NoteCmd,
     },
+    /// Run a whole build under the shims: `omnishim run -- make -j8`.
+    Run {
+        /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<std::ffi::OsString>,
+    },
+    /// Make a shim directory: links named like the tools (and like those found on PATH), for
+    /// a packager to put first on PATH.
+    Shims {
+        dir: PathBuf,
+        /// Also make links for this toolchain prefix (e.g. aarch64-linux-gnu); repeatable.
+        #[arg(long = "prefix")]
+        prefixes: Vec<String>,
+    },
     /// Walk from files back to the sources they were made from.
     Resolve {
         #[arg(required = true)]
@@ -318,6 +334,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Cmd::Run { store, cmd } => {
+            let store = store_from(store)?;
+            let code = crate::wrap::run(store.root(), &cmd)?;
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Cmd::Shims { dir, prefixes } => {
+            let exe = std::env::current_exe().context("cannot find the omnishim binary")?;
+            let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+            let path: Vec<PathBuf> = std::env::var_os("PATH")
+                .map(|v| std::env::split_paths(&v).collect())
+                .unwrap_or_default();
+            let names = crate::wrap::make_shim_dir(&dir, &exe, &path, &prefixes)
+                .with_context(|| dir.display().to_string())?;
+            eprintln!("omnishim: {} links in {}", names.len(), dir.display());
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Store {
             cmd: StoreCmd::Verify,

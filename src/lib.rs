@@ -15,3 +15,4 @@ pub mod render;
 pub mod resolve;
 pub mod shim;
 pub mod store;
+pub mod wrap;

@@ -73,6 +73,22 @@ pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     out
 }
 
+/// A shim reached through the directory `omnishim run` makes inside a store
+/// (`<root>/metadata/omnishim/shims/<name>`) belongs to that store, also when a build system
+/// kept its path and calls it later outside `omnishim run` (`make check` after configure).
+fn store_of_shim_dir() -> Option<std::ffi::OsString> {
+    let argv0 = PathBuf::from(std::env::args_os().next()?);
+    let dir = argv0.parent()?;
+    if dir.file_name()? != "shims" {
+        return None;
+    }
+    let meta = dir.parent()?;
+    if meta.file_name()? != crate::store::TOOL || meta.parent()?.file_name()? != "metadata" {
+        return None;
+    }
+    Some(meta.parent()?.parent()?.as_os_str().to_owned())
+}
+
 /// The first bytes of a file (to tell ELF files, their type, and archives without reading
 /// them whole).
 pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
@@ -92,7 +108,11 @@ pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
 impl Recorder {
     pub fn new() -> Result<Recorder, RecordError> {
         let cwd = std::env::current_dir().map_err(io_err(Path::new(".")))?;
-        let store = Store::locate(std::env::var_os("OMNIBOR_DIR").as_deref(), &cwd);
+        let env = std::env::var_os("OMNIBOR_DIR").filter(|v| !v.is_empty());
+        let store = match env.or_else(store_of_shim_dir) {
+            Some(d) => Store::at(cwd.join(d)),
+            None => Store::locate(None, &cwd),
+        };
         let cache = HashCache::new(&store);
         Ok(Recorder { store, cache, cwd })
     }

@@ -2,6 +2,7 @@
 
 mod cc;
 mod classify;
+mod corpus;
 mod elf;
 mod foundation;
 mod ldar;

@@ -1,0 +1,220 @@
+//! `omnishim run -- <build>`: a masquerade directory first on PATH, one store for every step,
+//! and a summary at the end.
+
+use crate::classify::family_of;
+use crate::elf;
+use crate::gitoid::Id;
+use crate::store::Store;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Names every shim directory has, whatever is installed.
+pub const BASE_NAMES: &[&str] = &[
+    "omnibor-cc",
+    "omnibor-c++",
+    "omnibor-ld",
+    "omnibor-ar",
+    "cc",
+    "c++",
+    "gcc",
+    "g++",
+    "clang",
+    "clang++",
+    "ld",
+    "ld.bfd",
+    "ld.gold",
+    "ld.lld",
+    "ar",
+    "ranlib",
+    "gcc-ar",
+    "gcc-ranlib",
+];
+
+/// Create (or complete) a shim directory: links to this binary named like the tools, plus
+/// every tool name of a known family found on `path` (cross prefixes, versions) and the
+/// given prefixes (`aarch64-linux-gnu` gives `aarch64-linux-gnu-gcc`, `-ld`...).
+pub fn make_shim_dir(
+    dir: &Path,
+    exe: &Path,
+    path: &[PathBuf],
+    prefixes: &[String],
+) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut names: BTreeSet<String> = BASE_NAMES.iter().map(|s| s.to_string()).collect();
+    for p in path {
+        if p == dir {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(p) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if family_of(&n).is_some() {
+                names.insert(n);
+            }
+        }
+    }
+    for pre in prefixes {
+        for t in [
+            "gcc",
+            "g++",
+            "cc",
+            "c++",
+            "clang",
+            "clang++",
+            "ld",
+            "ld.bfd",
+            "ld.gold",
+            "ld.lld",
+            "ar",
+            "ranlib",
+            "gcc-ar",
+            "gcc-ranlib",
+        ] {
+            names.insert(format!("{pre}-{t}"));
+        }
+    }
+    for n in &names {
+        let link = dir.join(n);
+        let ok = std::fs::read_link(&link).is_ok_and(|t| t == exe);
+        if !ok {
+            let _ = std::fs::remove_file(&link);
+            // another process may have made it meanwhile: fine as long as it is there
+            if let Err(e) = std::os::unix::fs::symlink(exe, &link) {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// Run a build under the shims; returns its exit status code.
+pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    std::fs::create_dir_all(store_root).with_context(|| store_root.display().to_string())?;
+    let root =
+        std::fs::canonicalize(store_root).with_context(|| store_root.display().to_string())?;
+    let store = Store::at(&root);
+    let exe = std::env::current_exe().context("cannot find the omnishim binary")?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let shims = root.join("metadata").join(crate::store::TOOL).join("shims");
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    make_shim_dir(&shims, &exe, &path, &[])
+        .with_context(|| format!("cannot make the shim directory {}", shims.display()))?;
+    let mut new_path = vec![shims.clone()];
+    new_path.extend(path.into_iter().filter(|p| *p != shims));
+    let log = store.steps_log();
+    let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let objects_before = count_objects(&root);
+
+    let (prog, args) = cmd.split_first().context("no command to run")?;
+    let mut c = std::process::Command::new(prog);
+    c.args(args)
+        .env("PATH", std::env::join_paths(&new_path)?)
+        .env("OMNIBOR_DIR", &root)
+        .env_remove(crate::shim::find::CHAIN_ENV);
+    // CMake and Meson keep the absolute compiler path they find at configure time: point
+    // CC and CXX at the shims (by the name the user chose, when it has a link).
+    for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
+        let name = std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty() && !v.contains(' '));
+        let base = name
+            .as_deref()
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+            .unwrap_or_else(|| default.to_string());
+        let link = shims.join(&base);
+        if link.exists() && name.as_deref().is_none_or(|n| !n.contains('/')) {
+            c.env(var, &link);
+        }
+    }
+    let status = crate::shim::run::run(c)
+        .with_context(|| format!("cannot run {}", prog.to_string_lossy()))?;
+    summary(&store, &log, log_start, objects_before);
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(1)))
+}
+
+fn count_objects(root: &Path) -> usize {
+    let mut n = 0;
+    for alg in ["sha1", "sha256"] {
+        let d = root.join("objects").join(format!("gitoid_blob_{alg}"));
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
+        for sub in rd.flatten() {
+            n += std::fs::read_dir(sub.path())
+                .map(|r| r.count())
+                .unwrap_or(0);
+        }
+    }
+    n
+}
+
+/// One paragraph on stderr: steps recorded, not recorded (with reasons), manifests written,
+/// top-level outputs (recorded outputs no other recorded output of this run took as input).
+fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
+    let text = std::fs::read(log).unwrap_or_default();
+    let new = text.get(start as usize..).unwrap_or(&[]);
+    let mut recorded = 0;
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut outputs: Vec<PathBuf> = Vec::new();
+    for line in String::from_utf8_lossy(new).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["status"] == "recorded" {
+            recorded += 1;
+            for o in v["outputs"].as_array().into_iter().flatten() {
+                if let Some(s) = o.as_str() {
+                    outputs.push(PathBuf::from(s));
+                }
+            }
+        } else {
+            *reasons
+                .entry(v["reason"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+    }
+    outputs.sort();
+    outputs.dedup();
+    // which outputs feed others
+    let mut consumed: HashSet<Id> = HashSet::new();
+    let mut ids: Vec<(PathBuf, Id)> = Vec::new();
+    for o in &outputs {
+        let Ok(i) = crate::gitoid::ids_of_file(o) else {
+            continue;
+        };
+        ids.push((o.clone(), i.sha1));
+        let m = elf::read_note_file(o)
+            .ok()
+            .and_then(|n| n.sha1)
+            .or_else(|| store.get_target(&i.sha1));
+        if let Some(m) = m.and_then(|m| store.get_manifest(&m).ok()) {
+            consumed.extend(m.inputs.keys().copied());
+        }
+    }
+    let top: Vec<String> = ids
+        .iter()
+        .filter(|(_, id)| !consumed.contains(id))
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    let not: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} ({r})")).collect();
+    let manifests = count_objects(store.root()).saturating_sub(objects_before);
+    eprintln!(
+        "omnishim: {recorded} steps recorded; {} not recorded{}{}; {manifests} new manifests in {}; top-level outputs: {}",
+        reasons.values().sum::<usize>(),
+        if not.is_empty() { "" } else { ": " },
+        not.join(", "),
+        store.root().display(),
+        if top.is_empty() { "none".to_string() } else { top.join(" ") }
+    );
+}
