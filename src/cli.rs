@@ -97,6 +97,32 @@ enum Cmd {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Which binaries contain a denied file (gitoid URIs or hex IDs, one per line, optional
+    /// label). Exit status 1 when anything is found, 0 when nothing, 2 on errors.
+    Check {
+        #[arg(long, required = true)]
+        deny: PathBuf,
+        /// Also walk into the shared libraries each binary links against.
+        #[arg(long)]
+        follow_dynamic: bool,
+        /// ELF files or directories (walked recursively; files that are not ELF are skipped).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// An SPDX 2.3 or CycloneDX 1.6 JSON document of a file and every artifact in its graph.
+    Sbom {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "spdx-json")]
+        format: SbomFormat,
+        #[arg(long, value_enum, default_value = "sha1")]
+        hash: HashArg,
+        #[arg(long)]
+        follow_dynamic: bool,
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -105,6 +131,12 @@ enum Cmd {
         #[arg(long, global = true)]
         store: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SbomFormat {
+    SpdxJson,
+    CyclonedxJson,
 }
 
 #[derive(Subcommand)]
@@ -351,6 +383,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("omnishim: {} links in {}", names.len(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Check {
+            deny,
+            follow_dynamic,
+            paths,
+            store,
+        } => cmd_check(&deny, follow_dynamic, &paths, store),
+        Cmd::Sbom {
+            file,
+            format,
+            hash,
+            follow_dynamic,
+            store,
+        } => {
+            let mut r = Resolver::new(store_from(store)?, hash.into());
+            let node = r
+                .resolve_file(&file, follow_dynamic)
+                .map_err(anyhow::Error::msg)?;
+            let now = crate::sbom::now_utc();
+            let doc = match format {
+                SbomFormat::SpdxJson => crate::sbom::spdx(&mut r, &file, &node, &now),
+                SbomFormat::CyclonedxJson => crate::sbom::cyclonedx(&mut r, &file, &node, &now),
+            };
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Store {
             cmd: StoreCmd::Verify,
             store,
@@ -432,6 +489,82 @@ fn cmd_id(paths: &[PathBuf], hash: Option<Alg>, json: bool) -> Result<ExitCode> 
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
     Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn cmd_check(
+    deny: &Path,
+    follow_dynamic: bool,
+    paths: &[PathBuf],
+    store: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use crate::respond::{self, Checker};
+    let list = match respond::read_deny(deny) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("omnishim: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = store_from(store)?;
+    let mut checkers: Vec<Checker> = Alg::ALL
+        .iter()
+        .map(|a| Checker::new(store.clone(), *a, list.clone()))
+        .filter(|c| !c.is_empty())
+        .collect();
+    let (files, mut errors) = respond::elf_files(paths);
+    let mut hits = 0usize;
+    let mut hit_files = 0usize;
+    for f in &files {
+        let mut any = false;
+        for c in checkers.iter_mut() {
+            match c.check_file(f, follow_dynamic) {
+                Ok(found) => {
+                    for h in found {
+                        any = true;
+                        hits += 1;
+                        let chain: Vec<String> = h
+                            .chain
+                            .iter()
+                            .map(|id| {
+                                let p = c.resolver.paths(id).into_iter().next();
+                                p.unwrap_or_else(|| id.hex())
+                            })
+                            .collect();
+                        let label = if h.label.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{} ", h.label)
+                        };
+                        println!(
+                            "{}: {label}{} via {} -> {}",
+                            f.display(),
+                            h.id.uri(),
+                            f.display(),
+                            chain.join(" -> ")
+                        );
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if any {
+            hit_files += 1;
+        }
+    }
+    for e in &errors {
+        eprintln!("omnishim: {e}");
+    }
+    eprintln!(
+        "omnishim: {} ELF files checked, {hit_files} contain denied files ({hits} paths)",
+        files.len()
+    );
+    Ok(if !errors.is_empty() {
+        ExitCode::from(2)
+    } else if hits > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

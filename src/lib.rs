@@ -13,6 +13,8 @@ pub mod gitoid;
 pub mod manifest;
 pub mod render;
 pub mod resolve;
+pub mod respond;
+pub mod sbom;
 pub mod shim;
 pub mod store;
 pub mod wrap;

@@ -39,6 +39,7 @@ pub struct Resolver {
     pub alg: Alg,
     manifests: HashMap<Id, Result<Manifest, String>>,
     paths: Option<HashMap<String, Vec<String>>>,
+    twins: HashMap<String, String>,
 }
 
 impl Resolver {
@@ -48,6 +49,7 @@ impl Resolver {
             alg,
             manifests: HashMap::new(),
             paths: None,
+            twins: HashMap::new(),
         }
     }
 
@@ -66,7 +68,8 @@ impl Resolver {
         Ok((artifact, self.store.get_target(&artifact)))
     }
 
-    fn manifest(&mut self, id: &Id) -> Result<Manifest, NodeState> {
+    /// A manifest from the store, loaded once per run.
+    pub fn load(&mut self, id: &Id) -> Result<Manifest, NodeState> {
         if !self.manifests.contains_key(id) {
             let r = match self.store.get_object(id) {
                 Ok(Some(b)) => Manifest::parse(&b).map_err(|e| e.to_string()),
@@ -105,7 +108,7 @@ impl Resolver {
                 dynamic: false,
             };
         }
-        let m = match self.manifest(&mid) {
+        let m = match self.load(&mid) {
             Ok(m) => m,
             Err(state) => {
                 return Node {
@@ -151,6 +154,8 @@ impl Resolver {
                         let (Some(a), Some(b), Some(p)) = (it.next(), it.next(), it.next()) else {
                             continue;
                         };
+                        self.twins.insert(a.to_string(), b.to_string());
+                        self.twins.insert(b.to_string(), a.to_string());
                         for k in [a, b] {
                             let v = map.entry(k.to_string()).or_default();
                             if !v.iter().any(|x| x == p) {
@@ -166,6 +171,14 @@ impl Resolver {
             .as_ref()
             .and_then(|m| m.get(&id.hex()).cloned())
             .unwrap_or_default()
+    }
+}
+
+impl Resolver {
+    /// The same artifact's ID in the other algorithm, when the path index knows it.
+    pub fn twin(&mut self, id: &Id) -> Option<Id> {
+        self.paths(id);
+        self.twins.get(&id.hex()).and_then(|h| Id::from_hex(h).ok())
     }
 }
 

@@ -4,8 +4,9 @@
 //! - `objects/gitoid_blob_<alg>/<xx>/<rest>`: manifest bytes, named by their gitoid.
 //! - `metadata/omnishim/targets/<alg>/<xx>/<rest>`: artifact ID -> manifest ID (one file per
 //!   artifact, replaced atomically; for files that cannot carry a note).
-//! - `metadata/omnishim/paths/<xx>`: append-only lines `<sha1> <sha256> <path>`, sharded by the
-//!   artifact's sha1, appended under an exclusive lock so concurrent steps never interleave.
+//! - `metadata/omnishim/paths/<xx>`: append-only lines `<sha1> <sha256> <path>`, one append
+//!   per step into the shard of its output's sha1, under an exclusive lock so concurrent steps
+//!   never interleave.
 //! - `metadata/omnishim/hashcache/<xx>/<key>`: file identity -> both IDs (see `HashCache`).
 //!
 //! Every whole-file write goes to a temporary file in the destination directory and is renamed
@@ -151,25 +152,23 @@ impl Store {
         self.add_paths(&[(ids, path)])
     }
 
-    /// Remember many (artifact, path) pairs: one locked append per shard touched.
+    /// Remember many (artifact, path) pairs of one step in one locked append, to the shard of
+    /// the first pair (a step's output): one write per step however many inputs it has.
+    /// Readers read every shard.
     pub fn add_paths(&self, pairs: &[(&Ids, &Path)]) -> Result<(), StoreError> {
-        let mut shards: std::collections::BTreeMap<String, String> = Default::default();
+        let Some((first, _)) = pairs.first() else {
+            return Ok(());
+        };
+        let mut text = String::new();
         for (ids, path) in pairs {
             let p = path.to_string_lossy();
             if p.contains('\n') {
                 continue;
             }
-            let hex = ids.sha1.hex();
-            let line = format!("{} {} {}\n", hex, ids.sha256.hex(), p);
-            shards
-                .entry(hex[..2].to_string())
-                .or_default()
-                .push_str(&line);
+            text.push_str(&format!("{} {} {}\n", ids.sha1.hex(), ids.sha256.hex(), p));
         }
-        for (shard, text) in shards {
-            append_locked(&self.meta().join("paths").join(shard), text.as_bytes())?;
-        }
-        Ok(())
+        let shard = first.sha1.hex()[..2].to_string();
+        append_locked(&self.meta().join("paths").join(shard), text.as_bytes())
     }
 
     /// Where the shared libraries an output links against are kept (keyed by its sha1 ID).
@@ -191,17 +190,11 @@ impl Store {
 
     /// Every path recorded for an artifact (either algorithm's ID), oldest first, deduplicated.
     pub fn paths_of(&self, id: &Id) -> Vec<String> {
-        let shard_key = match id.alg() {
-            Alg::Sha1 => Some(id.hex()[..2].to_string()),
-            Alg::Sha256 => None,
-        };
         let dir = self.meta().join("paths");
-        let files: Vec<PathBuf> = match shard_key {
-            Some(k) => vec![dir.join(k)],
-            None => fs::read_dir(&dir)
-                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-                .unwrap_or_default(),
-        };
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
         let hex = id.hex();
         let mut out: Vec<String> = Vec::new();
         for f in files {
@@ -378,34 +371,62 @@ impl HashCache {
 
     /// Both IDs of a file, from the cache when its identity is unchanged.
     pub fn ids(&self, path: &Path) -> io::Result<Ids> {
+        self.lookup(path).map(|c| c.ids)
+    }
+
+    /// IDs and whether the file is ELF (so that a cache hit needs no other read of the file).
+    pub fn lookup(&self, path: &Path) -> io::Result<Cached> {
         let Some(dir) = &self.dir else {
-            return gitoid::ids_of_file(path);
+            return hash_with_kind(path);
         };
         let before = fs::metadata(path)?;
         if !before.is_file() {
-            return gitoid::ids_of_file(path); // gives the proper error
+            return hash_with_kind(path); // gives the proper error
         }
         let (shard, key) = Self::key(&before);
         let entry = dir.join(shard).join(key);
         if let Ok(s) = fs::read_to_string(&entry) {
-            if let Some((a, b)) = s.trim_end().split_once(' ') {
+            let mut w = s.split_whitespace();
+            if let (Some(a), Some(b), Some(k)) = (w.next(), w.next(), w.next()) {
                 if let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) {
-                    return Ok(Ids { sha1, sha256 });
+                    return Ok(Cached {
+                        ids: Ids { sha1, sha256 },
+                        elf: k == "elf",
+                    });
                 }
             }
         }
-        let ids = gitoid::ids_of_file(path)?;
+        let c = hash_with_kind(path)?;
         // Only cache when the file did not change while we read it.
         if let Ok(after) = fs::metadata(path) {
             if Self::key(&after) == Self::key(&before) {
+                let kind = if c.elf { "elf" } else { "-" };
                 let _ = write_atomic(
                     &entry,
-                    format!("{} {}\n", ids.sha1.hex(), ids.sha256.hex()).as_bytes(),
+                    format!("{} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex()).as_bytes(),
                 );
             }
         }
-        Ok(ids)
+        Ok(c)
     }
+}
+
+/// What the hash cache knows of a file.
+#[derive(Clone, Copy, Debug)]
+pub struct Cached {
+    pub ids: Ids,
+    pub elf: bool,
+}
+
+fn hash_with_kind(path: &Path) -> io::Result<Cached> {
+    let ids = gitoid::ids_of_file(path)?;
+    let mut head = [0u8; 4];
+    let elf = {
+        use std::io::Read;
+        let mut f = fs::File::open(path)?;
+        f.read_exact(&mut head).is_ok() && &head == b"\x7fELF"
+    };
+    Ok(Cached { ids, elf })
 }
 
 #[cfg(test)]

@@ -125,9 +125,10 @@ impl Recorder {
     /// ELF file, else from the store's target index (archives, assembly, bitcode).
     pub fn input(&self, p: &Path) -> Result<Input, RecordError> {
         let path = self.abs(p);
-        let ids = self.cache.ids(&path).map_err(io_err(&path))?;
+        let cached = self.cache.lookup(&path).map_err(io_err(&path))?;
+        let ids = cached.ids;
         let mut manifest = NoteIds::default();
-        if elf::is_elf(&head(&path).map_err(io_err(&path))?) {
+        if cached.elf {
             // A note we cannot read is an input without a manifest, not a failed step.
             manifest = elf::read_note_file(&path).unwrap_or_default();
         }
@@ -141,10 +142,15 @@ impl Recorder {
         })
     }
 
+    /// Manifests from the target index; both are always recorded together, so a file with
+    /// no sha1 entry (every header) costs one lookup.
     pub fn target(&self, ids: &Ids) -> NoteIds {
-        NoteIds {
-            sha1: self.store.get_target(&ids.sha1),
-            sha256: self.store.get_target(&ids.sha256),
+        match self.store.get_target(&ids.sha1) {
+            None => NoteIds::default(),
+            sha1 => NoteIds {
+                sha1,
+                sha256: self.store.get_target(&ids.sha256),
+            },
         }
     }
 

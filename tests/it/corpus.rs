@@ -395,4 +395,102 @@ fn xz_wrapped_make_check_passes_and_graphs_match_dwarf() {
         src.join("src/xzdec/.libs/xzdec"),
     ];
     check_graphs_against_dwarf(&bins, &store, &src);
+
+    // The responder: the unpatched stream_decoder_mt.c (CVE-2025-31115) by its git blob ID.
+    let vulnerable = src.join("src/liblzma/common/stream_decoder_mt.c");
+    let blob = stdout(
+        Command::new(need("git"))
+            .arg("hash-object")
+            .arg(&vulnerable),
+    );
+    let deny = t.write(
+        "deny.txt",
+        format!(
+            "# unpatched multithreaded decoder\n{} CVE-2025-31115\n",
+            blob.trim()
+        ),
+    );
+    let check = |args: &[&str], paths: &[PathBuf]| {
+        omnishim(&["check", "--deny"])
+            .arg(&deny)
+            .args(args)
+            .arg("--store")
+            .arg(&store)
+            .args(paths)
+            .output()
+            .unwrap()
+    };
+    let out = check(&[], &[src.join("src/liblzma/.libs")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("liblzma.so.5.4.1: CVE-2025-31115 gitoid:blob:sha1:")
+            && text.contains("stream_decoder_mt.c"),
+        "{text}"
+    );
+    let xz = src.join("src/xz/.libs/xz");
+    assert_eq!(
+        check(&[], &[xz.clone()]).status.code(),
+        Some(0),
+        "xz links liblzma dynamically"
+    );
+    let out = check(&["--follow-dynamic"], &[xz]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("liblzma.so"));
+    // the whole tree at once, cold: every hit is a real one
+    let out = check(&["--follow-dynamic"], &[src.clone()]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("ELF files checked"), "{summary}");
+}
+
+#[test]
+fn xz_patched_build_passes_the_same_deny_list() {
+    let t = Tmp::new();
+    let orig = t.join("orig");
+    corpus("xz-utils", true, &orig);
+    let blob = stdout(
+        Command::new(need("git"))
+            .arg("hash-object")
+            .arg(orig.join("src/liblzma/common/stream_decoder_mt.c")),
+    );
+    let src = t.join("xz");
+    corpus("xz-utils", false, &src);
+    let fixed = stdout(
+        Command::new("git")
+            .arg("hash-object")
+            .arg(src.join("src/liblzma/common/stream_decoder_mt.c")),
+    );
+    assert_ne!(blob, fixed, "the Debian patch changes the file");
+    let store = t.join("store");
+    wrapped_build(
+        &src,
+        &store,
+        "./configure --disable-nls --disable-doc >/dev/null && make -j2 >/dev/null",
+    );
+    let deny = t.write("deny.txt", format!("{} CVE-2025-31115\n", blob.trim()));
+    let out = omnishim(&["check", "--follow-dynamic", "--deny"])
+        .arg(&deny)
+        .arg("--store")
+        .arg(&store)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // and the fixed file is what its liblzma was made from
+    let deny_fixed = t.write("fixed.txt", format!("{} fixed\n", fixed.trim()));
+    let lib = src.join("src/liblzma/.libs/liblzma.so.5.4.1");
+    let out = omnishim(&["check", "--deny"])
+        .arg(&deny_fixed)
+        .arg("--store")
+        .arg(&store)
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }

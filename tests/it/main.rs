@@ -6,4 +6,5 @@ mod corpus;
 mod elf;
 mod foundation;
 mod ldar;
+mod respond;
 mod util;
