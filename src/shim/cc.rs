@@ -132,7 +132,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             passthrough(None);
         }
     };
-    let plan = match plan(&step, &expanded, &strs, had_rsp, tmp.path()) {
+    let plan = match plan(&step, &expanded, &strs, had_rsp, tmp.path(), &r, &chain) {
         Ok(p) => p,
         Err(e) => {
             if let Some(code) = super::report_failure("step", &e) {
@@ -191,12 +191,96 @@ fn compiles(step: &CcStep) -> bool {
     )
 }
 
+/// The arguments that choose the target of a driver (and so of a placeholder object).
+fn target_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if matches!(
+            a.as_str(),
+            "-target" | "-B" | "--sysroot" | "-mllvm" | "-arch"
+        ) {
+            out.extend(args[i..(i + 2).min(args.len())].iter().cloned());
+            i += 2;
+            continue;
+        }
+        if a.starts_with("-m")
+            || a.starts_with("--target")
+            || a.starts_with("--sysroot")
+            || a.starts_with("-B")
+            || a.starts_with("-specs")
+            || a.starts_with("--specs")
+        {
+            out.push(a.clone());
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A placeholder object for a driver link that has no object to copy the target from
+/// (`cc a.c -o prog`, every configure test): assembled once per compiler and target options,
+/// then kept in the store, so such links do not pay for an extra assembler run each time.
+fn cached_placeholder(
+    r: &Resolved,
+    chain: &[PathBuf],
+    expanded: &[String],
+    tmp: &Path,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let rec = Recorder::new().ok()?;
+    let meta = std::fs::metadata(&r.tool).ok()?;
+    let targets = target_args(expanded);
+    let mut key = format!("{}\0{}\0{}", r.tool.display(), meta.mtime(), meta.size());
+    for a in r
+        .pre
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .chain(targets.iter().cloned())
+    {
+        key.push('\0');
+        key.push_str(&a);
+    }
+    let name = crate::gitoid::id_of_bytes(crate::gitoid::Alg::Sha1, key.as_bytes()).hex();
+    let path = rec
+        .store
+        .root()
+        .join("metadata")
+        .join(crate::store::TOOL)
+        .join("placeholders")
+        .join(format!("{name}.o"));
+    if path.is_file() {
+        return Some(path);
+    }
+    let src = link::write_placeholder_asm(tmp).ok()?;
+    let obj = tmp.join("omnibor-note-cached.o");
+    let mut args: Vec<OsString> = r.pre.clone();
+    args.extend(targets.iter().map(OsString::from));
+    args.extend(["-c", "-x", "assembler"].map(OsString::from));
+    args.push(src.into());
+    args.push("-o".into());
+    args.push(obj.clone().into());
+    let mut cmd = run::command(&r.tool, &args, chain);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if !cmd.status().ok()?.success() {
+        return None;
+    }
+    let bytes = std::fs::read(&obj).ok()?;
+    crate::store::write_atomic(&path, &bytes).ok()?;
+    Some(path)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn plan(
     step: &CcStep,
     expanded: &[String],
     original: &[String],
     had_rsp: bool,
     tmp: &Path,
+    r: &Resolved,
+    chain: &[PathBuf],
 ) -> Result<Plan, record::RecordError> {
     let mut modified: Vec<String> = expanded.to_vec();
     let mut changed = false;
@@ -235,10 +319,18 @@ fn plan(
                     }
                     link::write_placeholder_object(&t, tmp)?
                 }
-                None => {
-                    extra.extend(["-x".into(), "assembler".into()]);
-                    link::write_placeholder_asm(tmp)?
-                }
+                None => match cached_placeholder(r, chain, expanded, tmp) {
+                    Some(p) => {
+                        if step.x_used {
+                            extra.extend(["-x".into(), "none".into()]);
+                        }
+                        p
+                    }
+                    None => {
+                        extra.extend(["-x".into(), "assembler".into()]);
+                        link::write_placeholder_asm(tmp)?
+                    }
+                },
             };
             extra.push(path.to_string_lossy().into_owned());
             placeholder = Some(path);
