@@ -123,6 +123,15 @@ enum Cmd {
         #[arg(long)]
         store: Option<PathBuf>,
     },
+    /// Compare the source files a binary's DWARF names with the leaves of its graph (by path
+    /// and by content). Exit status 1 when DWARF names a file present here that the graph lacks.
+    Audit {
+        file: PathBuf,
+        #[arg(long)]
+        follow_dynamic: bool,
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -407,6 +416,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Audit {
+            file,
+            follow_dynamic,
+            store,
+        } => {
+            let mut r = Resolver::new(store_from(store)?, Alg::Sha1);
+            let rep =
+                crate::audit::audit(&mut r, &file, follow_dynamic).map_err(anyhow::Error::msg)?;
+            for p in &rep.missing {
+                println!("missing from the graph: {}", p.display());
+            }
+            for p in &rep.by_content_only {
+                println!(
+                    "in the graph by content only (another path): {}",
+                    p.display()
+                );
+            }
+            for p in &rep.not_here {
+                println!("named by DWARF, not on this machine: {}", p.display());
+            }
+            for p in &rep.graph_only {
+                println!("in the graph, not named by DWARF: {p}");
+            }
+            eprintln!(
+                "omnishim: {}: DWARF names {} files, the graph has {} leaves; {} missing from the graph, {} by content only, {} not on this machine, {} only in the graph",
+                file.display(),
+                rep.dwarf_count,
+                rep.leaf_count,
+                rep.missing.len(),
+                rep.by_content_only.len(),
+                rep.not_here.len(),
+                rep.graph_only.len()
+            );
+            Ok(if rep.missing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Store {
             cmd: StoreCmd::Verify,

@@ -562,6 +562,9 @@ pub fn embed_rel(bytes: &[u8], sha1: &Id, sha256: &Id) -> Result<Vec<u8>, ElfErr
     }
     let (is64, le) = (e.is64, e.le);
     let existing = e.find_section(SECTION)?;
+    if existing.is_some_and(|(i, _)| i == e.shstrndx) {
+        return Err(corrupt("the section-name table is named .note.omnibor"));
+    }
     let mut out = bytes.to_vec();
     pad_to(&mut out, 4);
     let note_off = out.len() as u64;
@@ -652,7 +655,22 @@ pub fn rewrite_linked(bytes: &[u8], sha1: &Id, sha256: &Id) -> Result<Vec<u8>, E
             "a linked file (ET_EXEC or ET_DYN)",
         ));
     }
-    let (_, sh) = e.find_section(SECTION)?.ok_or(ElfError::NoSection)?;
+    let (idx, sh) = e.find_section(SECTION)?.ok_or(ElfError::NoSection)?;
+    if idx == e.shstrndx {
+        return Err(corrupt("the section-name table is named .note.omnibor"));
+    }
+    // the bytes we overwrite must be the note's own, not the headers that describe the file
+    let ehsize = if e.is64 { 64 } else { 52 };
+    let overlaps =
+        |a: u64, n: u64| sh.offset < a.saturating_add(n) && a < sh.offset.saturating_add(sh.size);
+    let strtab = e.shdr(e.shstrndx)?;
+    if overlaps(0, ehsize)
+        || overlaps(e.phoff, (e.phnum * e.phentsize) as u64)
+        || overlaps(e.shoff, (e.shnum * e.shentsize) as u64)
+        || overlaps(strtab.offset, strtab.size)
+    {
+        return Err(corrupt(".note.omnibor overlaps the file's headers"));
+    }
     let size = sh.size;
     if size < NOTE_LEN as u64
         || (size > NOTE_LEN as u64 && size < NOTE_LEN as u64 + 12)
@@ -957,5 +975,44 @@ mod tests {
             let _ = rewrite_linked(&m, &a, &b);
         }
         assert_eq!(read_note(b"not elf"), Err(ElfError::NotElf));
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+    use crate::gitoid::ids_of_bytes;
+
+    /// Found by `cargo fuzz run rel_embedder`: an object whose section-name table is itself
+    /// named `.note.omnibor`. Re-pointing it at the note destroyed every section name; it
+    /// must be refused instead.
+    #[test]
+    fn name_table_called_note_omnibor_is_refused() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fuzz-rel-embedder-1.bin"
+        ))
+        .unwrap();
+        let ids = ids_of_bytes(b"fuzz");
+        assert!(matches!(
+            embed_any(&data, &ids.sha1, &ids.sha256),
+            Err(ElfError::Corrupt(_))
+        ));
+    }
+
+    /// Found by the same fuzzer: a linked file whose `.note.omnibor` lies over its ELF header.
+    /// Rewriting it in place destroyed the header; it must be refused instead.
+    #[test]
+    fn note_over_the_headers_is_refused() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fuzz-rel-embedder-2.bin"
+        ))
+        .unwrap();
+        let ids = ids_of_bytes(b"fuzz");
+        match embed_any(&data, &ids.sha1, &ids.sha256) {
+            Err(_) => {}
+            Ok(out) => assert_eq!(read_note(&out).unwrap().sha1, Some(ids.sha1)),
+        }
     }
 }

@@ -396,6 +396,10 @@ fn rerun_deps(
     read_deps(out)
 }
 
+fn is_plain_asm(s: &gcc::Source) -> bool {
+    s.lang.as_deref().or_else(|| gcc::lang_of(&s.path)) == Some("assembler")
+}
+
 fn read_deps(path: &Path) -> Result<Vec<String>, record::RecordError> {
     let text = std::fs::read_to_string(path).map_err(record::io_err(path))?;
     Ok(depfile::prerequisites(&text))
@@ -416,7 +420,15 @@ fn collect_and_record(
     let mut per_source: Vec<Vec<String>> = Vec::new();
     if compiles(step) {
         match &plan.depfile {
-            Some(d) => per_source.push(read_deps(&rec.abs(d))?),
+            Some(d) => match read_deps(&rec.abs(d)) {
+                Ok(deps) => per_source.push(deps),
+                // Plain assembler (.s) is not preprocessed, so no depfile is written; the
+                // assembler read the source (its .include/.incbin files are not known).
+                Err(_) if step.sources.iter().all(|s| is_plain_asm(s)) => {
+                    per_source.push(step.sources.iter().map(|s| s.path.clone()).collect())
+                }
+                Err(e) => return Err(e),
+            },
             None => {
                 for (k, src) in step.sources.iter().enumerate() {
                     let out = tmp.join(format!("m{k}.d"));

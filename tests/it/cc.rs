@@ -606,3 +606,66 @@ fn signals_reach_the_compiler() {
     assert!(!t.join("big.o").exists());
     let _ = (Alg::Sha1, Manifest::new(Alg::Sha1), test_ids("unused"));
 }
+
+/// Outputs that cannot carry a note (assembly from -S, LLVM bitcode from clang -flto) get
+/// their manifests through the target index, and graphs go through them.
+#[test]
+fn assembly_and_bitcode_outputs_use_the_target_index() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("a.c", "#include <stdlib.h>\nint a(void){return abs(-2);}\n");
+    t.write("m.c", "int a(void);\nint main(void){return a()-2;}\n");
+    // -S, then assemble the .s: the object's manifest names the .s with its manifest
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-S", "a.c"]),
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-c", "a.s", "-o", "a_from_s.o"]),
+    );
+    let s = Store::at(&store);
+    let asm = gitoid::ids_of_file(&t.join("a.s")).unwrap();
+    let asm_m = s.get_target(&asm.sha1).expect("a.s in the target index");
+    let obj_m = s
+        .get_manifest(
+            &elf::read_note_file(&t.join("a_from_s.o"))
+                .unwrap()
+                .sha1
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(obj_m.inputs.get(&asm.sha1), Some(&Some(asm_m)));
+    // clang -flto: bitcode objects, linked with lld
+    for f in ["a", "m"] {
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .env("OMNIBOR_CC", "clang")
+                .args(["-flto", "-c", &format!("{f}.c"), "-o", &format!("{f}.bc.o")]),
+        );
+        let b = std::fs::read(t.join(&format!("{f}.bc.o"))).unwrap();
+        assert!(b.starts_with(b"BC\xc0\xde"), "{f}: not bitcode");
+        assert!(s.get_target(&gitoid::ids_of_bytes(&b).sha1).is_some());
+    }
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .env("OMNIBOR_CC", "clang")
+            .args(["-flto", "-fuse-ld=lld", "a.bc.o", "m.bc.o", "-o", "prog"]),
+    );
+    run_ok(&mut Command::new(t.join("prog")));
+    let srcs = stdout(
+        omnishim(&["resolve", "--sources", "--store"])
+            .arg(&store)
+            .arg(t.join("prog")),
+    );
+    for f in ["a.c", "m.c"] {
+        assert!(
+            srcs.contains(&gitoid::ids_of_file(&t.join(f)).unwrap().sha1.hex()),
+            "{f}:\n{srcs}"
+        );
+    }
+}

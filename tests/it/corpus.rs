@@ -218,6 +218,21 @@ pub fn graph_c_sets(
 /// beyond DWARF are members of static archives the link read but did not pull in.
 fn check_graphs_against_dwarf(bins: &[PathBuf], store: &Path, root: &Path) {
     for b in bins {
+        // omnishim audit (gimli) agrees: nothing DWARF names is missing from the graph
+        let out = omnishim(&["audit", "--store"])
+            .arg(store)
+            .arg(b)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}{err}",
+            b.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(err.contains(" 0 missing from the graph"), "{err}");
         let truth = dwarf_c_files(b, root);
         assert!(
             !truth.is_empty(),
@@ -493,4 +508,56 @@ fn xz_patched_build_passes_the_same_deny_list() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn dpkg_buildpackage_zlib_notes_survive_into_the_debs() {
+    let t = Tmp::new();
+    let src = t.join("zlib");
+    corpus("zlib", false, &src);
+    let store = t.join("store");
+    run_ok(
+        Command::new(need("dpkg-checkbuilddeps"))
+            .args(["-P", "nobiarch"])
+            .current_dir(&src),
+    );
+    wrapped_build(
+        &src,
+        &store,
+        "dpkg-buildpackage -b -uc -us -Pnobiarch >/dev/null 2>&1",
+    );
+    let debs: Vec<PathBuf> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+        .collect();
+    assert!(debs.len() >= 3, "{debs:?}");
+    let x = t.join("x");
+    for d in &debs {
+        run_ok(Command::new(need("dpkg-deb")).arg("-x").arg(d).arg(&x));
+    }
+    // debhelper stripped them (dh_strip: strip, objcopy) and compressed debug info (dwz)
+    let files = check_all_notes(&x, &store, &[]);
+    let libs: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("libz.so.1.2.13"))
+        .collect();
+    assert!(!libs.is_empty(), "{files:?}");
+    // each reaches zlib's inflate.c (debian/rules builds from copies of the tree: by ID)
+    let inflate = gitoid::ids_of_file(&src.join("inflate.c"))
+        .unwrap()
+        .sha1
+        .uri();
+    for f in files {
+        let out = stdout(
+            omnishim(&["resolve", "--sources", "--store"])
+                .arg(&store)
+                .arg(&f),
+        );
+        assert!(
+            out.contains(&inflate),
+            "{}: {inflate} not reached",
+            f.display()
+        );
+    }
 }

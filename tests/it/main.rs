@@ -7,4 +7,5 @@ mod elf;
 mod foundation;
 mod ldar;
 mod respond;
+mod run;
 mod util;

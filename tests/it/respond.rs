@@ -177,3 +177,65 @@ fn sboms_of_the_examples_validate() {
     assert!(has(&comp["omniborId"], &src.sha256.uri()));
     assert!(!c["dependencies"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn audit_finds_what_the_graph_lacks() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("a.c", "int a(void){return 1;}\n");
+    t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
+    // a.o compiled without the shim: the link lists it, but nothing below it
+    run_ok(
+        Command::new("gcc")
+            .current_dir(t.path())
+            .args(["-g", "-c", "a.c"]),
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-g", "m.c", "a.o", "-o", "prog"]),
+    );
+    let out = omnishim(&["audit", "--store"])
+        .arg(&store)
+        .arg(t.join("prog"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "missing from the graph: {}",
+            t.join("a.c").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!(
+            "missing from the graph: {}",
+            t.join("m.c").display()
+        )),
+        "{text}"
+    );
+    // wrapped, nothing is missing
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-g", "-c", "a.c"]),
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-g", "m.c", "a.o", "-o", "prog"]),
+    );
+    let out = omnishim(&["audit", "--store"])
+        .arg(&store)
+        .arg(t.join("prog"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -1,0 +1,171 @@
+//! Issue 6: `omnishim run` around the build systems people use, and ccache in the chain.
+
+use crate::corpus::{check_all_notes, elf_files};
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn examples_copy(t: &Tmp) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dst = t.join("ex");
+    run_ok(Command::new("cp").arg("-a").arg(&src).arg(&dst));
+    let _ = std::fs::remove_dir_all(dst.join("build"));
+    dst
+}
+
+fn run_build(dir: &Path, store: &Path, script: &str) -> String {
+    let out = run_ok(
+        omnishim(&["run", "--store"])
+            .arg(store)
+            .args(["--", "sh", "-c", script])
+            .current_dir(dir)
+            .env_remove("CC")
+            .env_remove("CXX")
+            .env_remove("OMNISHIM_CHAIN"),
+    );
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn check_programs(build: &Path) {
+    let hello = elf_files(build)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "hello"))
+        .expect("hello built");
+    assert_eq!(
+        stdout(&mut Command::new(&hello)),
+        "hello, OMNIBOR! (2 words, digit sum 10)\n"
+    );
+}
+
+#[test]
+fn cmake_with_makefiles_and_with_ninja() {
+    for gen in ["Unix Makefiles", "Ninja"] {
+        let t = Tmp::new();
+        let dir = examples_copy(&t);
+        let store = t.join("store");
+        let summary = run_build(
+            &dir,
+            &store,
+            &format!("cmake -S . -B b -G '{gen}' >/dev/null && cmake --build b >/dev/null"),
+        );
+        assert!(
+            summary.contains("steps recorded; 0 not recorded"),
+            "{gen}: {summary}"
+        );
+        let files = check_all_notes(&dir.join("b"), &store, &[]);
+        assert!(files.len() >= 7, "{gen}: {files:?}");
+        check_programs(&dir.join("b"));
+        // CMake kept the shim path from configure time: a rebuild outside `omnishim run`
+        // still records into the same store
+        std::fs::write(
+            dir.join("lib/numutil.c"),
+            std::fs::read_to_string(dir.join("lib/numutil.c")).unwrap() + "\n/* touched */\n",
+        )
+        .unwrap();
+        run_ok(
+            Command::new("cmake")
+                .args(["--build", "b"])
+                .current_dir(&dir)
+                .env_remove("OMNIBOR_DIR"),
+        );
+        check_all_notes(&dir.join("b"), &store, &[]);
+    }
+}
+
+#[test]
+fn meson_with_ninja() {
+    let t = Tmp::new();
+    let dir = examples_copy(&t);
+    let store = t.join("store");
+    let summary = run_build(
+        &dir,
+        &store,
+        "meson setup b >/dev/null && ninja -C b >/dev/null",
+    );
+    assert!(summary.contains("steps recorded"), "{summary}");
+    check_all_notes(&dir.join("b"), &store, &[]);
+    check_programs(&dir.join("b"));
+}
+
+#[test]
+fn ccache_in_the_chain_records_hits_too() {
+    let t = Tmp::new();
+    let dir = examples_copy(&t);
+    let ccache_dir = t.join("ccache");
+    let mut notes = Vec::new();
+    for round in 0..2 {
+        let store = t.join(&format!("store{round}"));
+        let build = t.join(&format!("build{round}"));
+        // /usr/lib/ccache holds gcc, cc, g++ links to ccache; the shims come first
+        let out = run_ok(
+            omnishim(&["run", "--store"])
+                .arg(&store)
+                .args(["--", "make", "-s", "-C"])
+                .arg(&dir)
+                .arg(format!("O={}", build.display()))
+                .env(
+                    "PATH",
+                    format!("/usr/lib/ccache:{}", std::env::var("PATH").unwrap()),
+                )
+                .env("CCACHE_DIR", &ccache_dir)
+                .env_remove("CC")
+                .env_remove("CXX"),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("steps recorded"), "{err}");
+        check_all_notes(&build, &store, &[]);
+        check_programs(&build);
+        let shown = stdout(omnishim(&["note", "show"]).arg(build.join("app/hello.o")));
+        // the IDs, without the path (each round builds in its own directory)
+        notes.push(
+            shown
+                .lines()
+                .map(|l| l.split_whitespace().next().unwrap().to_string())
+                .collect::<Vec<_>>(),
+        );
+    }
+    let stats = stdout(
+        Command::new(need("ccache"))
+            .arg("-s")
+            .env("CCACHE_DIR", &ccache_dir),
+    );
+    let hits = stats
+        .lines()
+        .find(|l| l.trim_start().starts_with("Hits:") || l.contains("cache hit"))
+        .unwrap_or_else(|| panic!("no hit line in ccache -s:\n{stats}"));
+    assert!(
+        !hits.split_whitespace().any(|w| w == "0"),
+        "ccache had no hits: {hits}\n{stats}"
+    );
+    // same sources, same manifests, whether ccache compiled or replayed the object
+    assert_eq!(notes[0], notes[1]);
+}
+
+#[test]
+fn run_passes_the_exit_status_and_prints_a_summary() {
+    let t = Tmp::new();
+    t.write("x.c", "int x(void){return 1;}\n");
+    let out = omnishim(&["run", "--store"])
+        .arg(t.join("store"))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "cc -c x.c && cc -S x.c -o - >/dev/null && exit 7",
+        ])
+        .current_dir(t.path())
+        .env_remove("CC")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("omnishim: 1 steps recorded; 1 not recorded: 1 (output to standard output); 2 new manifests"), "{err}");
+    assert!(
+        err.contains(&format!("top-level outputs: {}", t.join("x.o").display())),
+        "{err}"
+    );
+}
