@@ -157,6 +157,20 @@ fn sboms_of_the_examples_validate() {
     let sp = t.write("hello.spdx.json", &spdx);
     let cd = t.write("hello.cdx.json", &cdx);
     validate_sboms(&sp, &cd);
+    // sbom2dot (PyPI) renders the SPDX document: one edge per GENERATED_FROM at least
+    let dot = t.join("hello.dot");
+    run_ok(
+        Command::new(need("sbom2dot"))
+            .arg("-i")
+            .arg(&sp)
+            .arg("-o")
+            .arg(&dot),
+    );
+    let dot_text = std::fs::read_to_string(&dot).unwrap();
+    assert!(
+        dot_text.starts_with("strict digraph sbom") && dot_text.matches(" -> ").count() > 20,
+        "{dot_text}"
+    );
     // the gitoids are where FORMAT.md section 5 puts them
     let v: serde_json::Value = serde_json::from_str(&spdx).unwrap();
     let src = gitoid::ids_of_file(&examples.join("lib/strutil.c")).unwrap();

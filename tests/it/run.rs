@@ -1,6 +1,6 @@
 //! Issue 6: `omnishim run` around the build systems people use, and ccache in the chain.
 
-use crate::corpus::{check_all_notes, elf_files};
+use crate::corpus::{check_all_notes, elf_files, wrapped_build};
 use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,23 +11,6 @@ fn examples_copy(t: &Tmp) -> PathBuf {
     run_ok(Command::new("cp").arg("-a").arg(&src).arg(&dst));
     let _ = std::fs::remove_dir_all(dst.join("build"));
     dst
-}
-
-fn run_build(dir: &Path, store: &Path, script: &str) -> String {
-    let out = run_ok(
-        omnishim(&["run", "--store"])
-            .arg(store)
-            .args(["--", "sh", "-c", script])
-            .current_dir(dir)
-            .env_remove("CC")
-            .env_remove("CXX")
-            .env_remove("OMNISHIM_CHAIN"),
-    );
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .unwrap_or("")
-        .to_string()
 }
 
 fn check_programs(build: &Path) {
@@ -47,7 +30,7 @@ fn cmake_with_makefiles_and_with_ninja() {
         let t = Tmp::new();
         let dir = examples_copy(&t);
         let store = t.join("store");
-        let summary = run_build(
+        let summary = wrapped_build(
             &dir,
             &store,
             &format!("cmake -S . -B b -G '{gen}' >/dev/null && cmake --build b >/dev/null"),
@@ -81,7 +64,7 @@ fn meson_with_ninja() {
     let t = Tmp::new();
     let dir = examples_copy(&t);
     let store = t.join("store");
-    let summary = run_build(
+    let summary = wrapped_build(
         &dir,
         &store,
         "meson setup b >/dev/null && ninja -C b >/dev/null",
