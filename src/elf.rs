@@ -440,14 +440,74 @@ pub fn read_note(bytes: &[u8]) -> Result<NoteIds, ElfError> {
 }
 
 pub fn read_note_file(path: &Path) -> Result<NoteIds, NoteFileError> {
-    let bytes = std::fs::read(path).map_err(|e| NoteFileError::Io {
+    let io = |err| NoteFileError::Io {
         path: path.to_path_buf(),
-        err: e,
-    })?;
-    read_note(&bytes).map_err(|e| NoteFileError::Elf {
+        err,
+    };
+    let bytes = read_note_parts(path).map_err(io)?;
+    read_note(&bytes).map_err(|err| NoteFileError::Elf {
         path: path.to_path_buf(),
-        err: e,
+        err,
     })
+}
+
+/// The bytes of a file that reading its note needs, at their offsets; the rest left zero.
+/// Shared libraries are megabytes and links read several of them: only the ELF header, the
+/// header tables, the section-name table and the note sections and segments are read.
+fn read_note_parts(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len <= 256 << 10 {
+        let mut v = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut &f, &mut v)?;
+        return Ok(v);
+    }
+    // zero pages cost nothing until written
+    let mut buf = vec![0u8; len as usize];
+    let fill = |buf: &mut Vec<u8>, off: u64, n: u64| -> std::io::Result<()> {
+        let end = off.saturating_add(n).min(len);
+        if off < end {
+            f.read_exact_at(&mut buf[off as usize..end as usize], off)?;
+        }
+        Ok(())
+    };
+    fill(&mut buf, 0, 64)?;
+    let ranges = match Elf::parse(&buf) {
+        Ok(e) => [
+            (e.phoff, (e.phnum * e.phentsize) as u64),
+            (e.shoff, (e.shnum * e.shentsize) as u64),
+        ],
+        Err(_) => return Ok(buf), // read_note reports it
+    };
+    for (o, n) in ranges {
+        fill(&mut buf, o, n)?;
+    }
+    // section 0 may hold the real section count: parse again with the tables in place
+    let mut wanted: Vec<(u64, u64)> = Vec::new();
+    if let Ok(e) = Elf::parse(&buf) {
+        if let Ok(st) = e.shdr(e.shstrndx) {
+            wanted.push((st.offset, st.size));
+        }
+        for i in 0..e.shnum {
+            if let Ok(sh) = e.raw_shdr(i) {
+                if sh.kind == SHT_NOTE {
+                    wanted.push((sh.offset, sh.size));
+                }
+            }
+        }
+        for i in 0..e.phnum {
+            if let Ok(ph) = e.phdr(i) {
+                if ph.kind == PT_NOTE {
+                    wanted.push((ph.offset, ph.filesz));
+                }
+            }
+        }
+    }
+    for (o, n) in wanted {
+        fill(&mut buf, o, n)?;
+    }
+    Ok(buf)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -476,6 +476,7 @@ fn list(s: &str) -> Vec<String> {
 #[test]
 fn classifier_table() {
     assert!(ROWS.len() >= 150, "{} rows", ROWS.len());
+    eprintln!("{} classifier rows", ROWS.len());
     let mut failures = Vec::new();
     for (argv, mode, outs, dep, srcs) in ROWS {
         let st = classify(&words(argv));
@@ -613,4 +614,5 @@ fn outputs_match_gcc_and_clang_dry_runs() {
         }
     }
     assert!(checked >= 120, "only {checked} rows checked against -###");
+    eprintln!("{checked} (row, driver) pairs checked against -###");
 }
