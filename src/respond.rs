@@ -211,10 +211,8 @@ pub fn elf_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
             };
             entries.sort();
             stack.extend(entries.into_iter().rev());
-        } else if meta.is_file() {
-            if crate::shim::record::head(&p).is_ok_and(|h| elf::is_elf(&h)) {
-                out.push(p);
-            }
+        } else if meta.is_file() && crate::shim::record::head(&p).is_ok_and(|h| elf::is_elf(&h)) {
+            out.push(p);
         }
     }
     (out, errors)

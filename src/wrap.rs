@@ -9,12 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Names every shim directory has, whatever is installed.
-pub const BASE_NAMES: &[&str] = &[
-    "omnibor-cc",
-    "omnibor-c++",
-    "omnibor-ld",
-    "omnibor-ar",
+/// Tool names every shim directory has, whatever is installed (and, with a toolchain prefix,
+/// `<prefix>-<name>` for each).
+pub const TOOL_NAMES: &[&str] = &[
     "cc",
     "c++",
     "gcc",
@@ -31,6 +28,9 @@ pub const BASE_NAMES: &[&str] = &[
     "gcc-ranlib",
 ];
 
+/// The shims' own names.
+pub const OWN_NAMES: &[&str] = &["omnibor-cc", "omnibor-c++", "omnibor-ld", "omnibor-ar"];
+
 /// Create (or complete) a shim directory: links to this binary named like the tools, plus
 /// every tool name of a known family found on `path` (cross prefixes, versions) and the
 /// given prefixes (`aarch64-linux-gnu` gives `aarch64-linux-gnu-gcc`, `-ld`...).
@@ -41,7 +41,11 @@ pub fn make_shim_dir(
     prefixes: &[String],
 ) -> std::io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
-    let mut names: BTreeSet<String> = BASE_NAMES.iter().map(|s| s.to_string()).collect();
+    let mut names: BTreeSet<String> = OWN_NAMES
+        .iter()
+        .chain(TOOL_NAMES)
+        .map(|s| s.to_string())
+        .collect();
     for p in path {
         if p == dir {
             continue;
@@ -57,22 +61,7 @@ pub fn make_shim_dir(
         }
     }
     for pre in prefixes {
-        for t in [
-            "gcc",
-            "g++",
-            "cc",
-            "c++",
-            "clang",
-            "clang++",
-            "ld",
-            "ld.bfd",
-            "ld.gold",
-            "ld.lld",
-            "ar",
-            "ranlib",
-            "gcc-ar",
-            "gcc-ranlib",
-        ] {
+        for t in TOOL_NAMES {
             names.insert(format!("{pre}-{t}"));
         }
     }

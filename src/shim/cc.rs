@@ -424,7 +424,7 @@ fn collect_and_record(
                 Ok(deps) => per_source.push(deps),
                 // Plain assembler (.s) is not preprocessed, so no depfile is written; the
                 // assembler read the source (its .include/.incbin files are not known).
-                Err(_) if step.sources.iter().all(|s| is_plain_asm(s)) => {
+                Err(_) if step.sources.iter().all(is_plain_asm) => {
                     per_source.push(step.sources.iter().map(|s| s.path.clone()).collect())
                 }
                 Err(e) => return Err(e),
