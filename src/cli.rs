@@ -282,25 +282,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "sha256": ids.sha256.map(|i| i.uri()),
                     })),
                     Ok(ids) if ids.is_empty() => println!("{}: no OmniBOR note", f.display()),
-                    Ok(ids) => {
-                        for id in [ids.sha1, ids.sha256].into_iter().flatten() {
-                            println!("{}  {}", id.uri(), f.display());
-                        }
-                    }
+                    Ok(ids) => print_ids(&[ids.sha1, ids.sha256], f),
                     Err(e) => {
                         eprintln!("omnishim: {e}");
                         failed = true;
                     }
                 }
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            Ok(if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            finish_listing(json, rows, failed)
         }
         Cmd::Note {
             cmd: NoteCmd::Embed { file, manifests },
@@ -521,9 +510,7 @@ fn cmd_id(paths: &[PathBuf], hash: Option<Alg>, json: bool) -> Result<ExitCode> 
                         }
                         rows.push(serde_json::Value::Object(o));
                     } else {
-                        for id in [ids.sha1, ids.sha256].into_iter().flatten() {
-                            println!("{}  {}", id.uri(), f.display());
-                        }
+                        print_ids(&[ids.sha1, ids.sha256], &f);
                     }
                 }
                 Err(e) => {
@@ -533,6 +520,18 @@ fn cmd_id(paths: &[PathBuf], hash: Option<Alg>, json: bool) -> Result<ExitCode> 
             }
         }
     }
+    finish_listing(json, rows, failed)
+}
+
+/// `<uri>  <path>`, one line per ID present.
+fn print_ids(ids: &[Option<Id>], path: &Path) {
+    for id in ids.iter().flatten() {
+        println!("{}  {}", id.uri(), path.display());
+    }
+}
+
+/// The end of a per-file listing: the JSON array when asked, exit 1 when any file failed.
+fn finish_listing(json: bool, rows: Vec<serde_json::Value>, failed: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }

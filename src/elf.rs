@@ -211,33 +211,24 @@ impl<'a> Elf<'a> {
         Ok(&self.b[off as usize..end as usize])
     }
 
-    fn u16(&self, off: usize) -> Result<u16, ElfError> {
-        let s = self.bytes(off as u64, 2)?;
-        let a = [s[0], s[1]];
+    /// An unsigned integer of `n` bytes at `off`, in the file's byte order.
+    fn uint(&self, off: usize, n: u64) -> Result<u64, ElfError> {
+        let s = self.bytes(off as u64, n)?;
+        let acc = |a: u64, &b: &u8| a << 8 | u64::from(b);
         Ok(if self.le {
-            u16::from_le_bytes(a)
+            s.iter().rev().fold(0, acc)
         } else {
-            u16::from_be_bytes(a)
+            s.iter().fold(0, acc)
         })
+    }
+    fn u16(&self, off: usize) -> Result<u16, ElfError> {
+        self.uint(off, 2).map(|v| v as u16)
     }
     fn u32(&self, off: usize) -> Result<u32, ElfError> {
-        let s = self.bytes(off as u64, 4)?;
-        let a = [s[0], s[1], s[2], s[3]];
-        Ok(if self.le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        })
+        self.uint(off, 4).map(|v| v as u32)
     }
     fn u64(&self, off: usize) -> Result<u64, ElfError> {
-        let s = self.bytes(off as u64, 8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(s);
-        Ok(if self.le {
-            u64::from_le_bytes(a)
-        } else {
-            u64::from_be_bytes(a)
-        })
+        self.uint(off, 8)
     }
     fn word(&self, off: usize) -> Result<u64, ElfError> {
         if self.is64 {
