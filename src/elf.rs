@@ -430,6 +430,35 @@ pub fn read_note(bytes: &[u8]) -> Result<NoteIds, ElfError> {
     Ok(NoteIds::default())
 }
 
+/// Every manifest ID in the `.note.omnibor` section, in order: right after a link, before our
+/// rewrite, these are the notes of the objects the linker really linked (archive members it
+/// did not pull contribute none). Placeholder zeros are skipped.
+pub fn linked_note_ids(bytes: &[u8]) -> Result<Vec<Id>, ElfError> {
+    let e = Elf::parse(bytes)?;
+    let Some((_, sh)) = e.find_section(SECTION)? else {
+        return Ok(Vec::new());
+    };
+    let region = e.bytes(sh.offset, sh.size)?;
+    let mut out = Vec::new();
+    for n in walk_notes(&e, region)? {
+        if n.name != NOTE_NAME && n.name != b"OMNIBOR" {
+            continue;
+        }
+        let raw = match n.desc.len() {
+            20 | 32 => n.desc,
+            33 if n.desc[32] == 0 => &n.desc[..32],
+            _ => continue,
+        };
+        if raw.iter().all(|&c| c == 0) {
+            continue;
+        }
+        if let Some(id) = Id::from_raw(raw) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 pub fn read_note_file(path: &Path) -> Result<NoteIds, NoteFileError> {
     let io = |err| NoteFileError::Io {
         path: path.to_path_buf(),

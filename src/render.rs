@@ -37,7 +37,7 @@ pub fn tree(r: &mut Resolver, root_path: &Path, root: &Node) -> String {
         n: &Node,
         prefix: &str,
         out: &mut String,
-        printed: &mut HashSet<crate::gitoid::Id>,
+        printed: &mut HashSet<(crate::gitoid::Id, usize)>,
     ) {
         let count = n.children.len();
         for (i, c) in n.children.iter().enumerate() {
@@ -48,10 +48,16 @@ pub fn tree(r: &mut Resolver, root_path: &Path, root: &Node) -> String {
                 ("├── ", "│   ")
             };
             let dynamic = if c.dynamic { " (shared library)" } else { "" };
-            let again = !c.children.is_empty() && !printed.insert(c.artifact);
+            // an archive shows the members its parent link pulled in, which differ per link
+            let again = !c.children.is_empty() && !printed.insert((c.artifact, c.omitted));
+            let unlinked = match c.omitted {
+                0 => String::new(),
+                1 => "  (1 member not linked)".to_string(),
+                k => format!("  ({k} members not linked)"),
+            };
             let _ = writeln!(
                 out,
-                "{prefix}{branch}{}  {}{dynamic}{}{}",
+                "{prefix}{branch}{}  {}{dynamic}{}{unlinked}{}",
                 label(r, c),
                 c.artifact.hex(),
                 state_note(c),

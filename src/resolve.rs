@@ -31,7 +31,12 @@ pub struct Node {
     pub children: Vec<Node>,
     /// Reached as a shared library the parent links against, not as a manifest input.
     pub dynamic: bool,
+    /// Inputs of this node's manifest left out because the parent link did not use them
+    /// (members of an archive the linker did not pull in).
+    pub omitted: usize,
 }
+
+type Members = std::collections::BTreeMap<Id, std::collections::BTreeSet<Id>>;
 
 /// A resolver over one store, with everything it loads cached for the run.
 pub struct Resolver {
@@ -40,6 +45,7 @@ pub struct Resolver {
     manifests: HashMap<Id, Result<Manifest, String>>,
     paths: Option<HashMap<String, Vec<String>>>,
     twins: HashMap<String, String>,
+    members: HashMap<Id, Option<std::rc::Rc<Members>>>,
 }
 
 impl Resolver {
@@ -50,6 +56,7 @@ impl Resolver {
             manifests: HashMap::new(),
             paths: None,
             twins: HashMap::new(),
+            members: HashMap::new(),
         }
     }
 
@@ -85,19 +92,37 @@ impl Resolver {
         }
     }
 
+    /// The archive members the links with this manifest pulled in, when recorded (loaded
+    /// once per run).
+    pub fn members(&mut self, manifest: &Id) -> Option<std::rc::Rc<Members>> {
+        if !self.members.contains_key(manifest) {
+            let m = self.store.members(manifest).map(std::rc::Rc::new);
+            self.members.insert(*manifest, m);
+        }
+        self.members[manifest].clone()
+    }
+
     /// The graph below an artifact with a known (or unknown) manifest.
     pub fn walk(&mut self, artifact: Id, manifest: Option<Id>) -> Node {
         let mut stack = HashSet::new();
-        self.walk_inner(artifact, manifest, &mut stack)
+        self.walk_inner(artifact, manifest, &mut stack, None)
     }
 
-    fn walk_inner(&mut self, artifact: Id, manifest: Option<Id>, stack: &mut HashSet<Id>) -> Node {
+    /// `only`: the inputs to keep (an archive below a link: the members it pulled in).
+    fn walk_inner(
+        &mut self,
+        artifact: Id,
+        manifest: Option<Id>,
+        stack: &mut HashSet<Id>,
+        only: Option<&std::collections::BTreeSet<Id>>,
+    ) -> Node {
         let Some(mid) = manifest else {
             return Node {
                 artifact,
                 state: NodeState::Leaf,
                 children: Vec::new(),
                 dynamic: false,
+                omitted: 0,
             };
         };
         if stack.contains(&mid) {
@@ -106,6 +131,7 @@ impl Resolver {
                 state: NodeState::Cycle(mid),
                 children: Vec::new(),
                 dynamic: false,
+                omitted: 0,
             };
         }
         let m = match self.load(&mid) {
@@ -116,21 +142,29 @@ impl Resolver {
                     state,
                     children: Vec::new(),
                     dynamic: false,
+                    omitted: 0,
                 }
             }
         };
         stack.insert(mid);
-        let children = m
-            .inputs
-            .iter()
-            .map(|(a, mf)| self.walk_inner(*a, *mf, stack))
-            .collect();
+        let pulled = self.members(&mid);
+        let mut children = Vec::with_capacity(m.inputs.len());
+        let mut omitted = 0;
+        for (a, mf) in &m.inputs {
+            if only.is_some_and(|o| !o.contains(a)) {
+                omitted += 1;
+                continue;
+            }
+            let sub = pulled.as_ref().and_then(|p| p.get(a));
+            children.push(self.walk_inner(*a, *mf, stack, sub));
+        }
         stack.remove(&mid);
         Node {
             artifact,
             state: NodeState::Manifest(mid),
             children,
             dynamic: false,
+            omitted,
         }
     }
 

@@ -73,7 +73,7 @@ type Chains = Rc<Vec<Vec<Id>>>;
 pub struct Checker {
     pub resolver: Resolver,
     deny: HashMap<Id, String>,
-    memo: HashMap<Id, Chains>,
+    memo: HashMap<(Id, Option<(Id, Id)>), Chains>,
     on_stack: std::collections::HashSet<Id>,
 }
 
@@ -92,22 +92,34 @@ impl Checker {
         self.deny.is_empty()
     }
 
-    /// Chains from the inputs of a manifest down to denied artifacts.
-    fn below(&mut self, manifest: Id) -> Chains {
-        if let Some(c) = self.memo.get(&manifest) {
+    /// Chains from the inputs of a manifest down to denied artifacts. `via`: (link manifest,
+    /// archive artifact) when this is an archive below a link that recorded which of its
+    /// members it pulled in; only those count.
+    fn below(&mut self, manifest: Id, via: Option<(Id, Id)>) -> Chains {
+        let key = (manifest, via);
+        if let Some(c) = self.memo.get(&key) {
             return c.clone();
         }
         if !self.on_stack.insert(manifest) {
             return Rc::new(Vec::new()); // a cycle: nothing new below
         }
         let mut out = Vec::new();
+        let only = via.and_then(|(link, ar)| self.resolver.members(&link)?.get(&ar).cloned());
+        let pulled = self.resolver.members(&manifest);
         if let Ok(m) = self.resolver.load(&manifest) {
             for (a, mf) in &m.inputs {
+                if only.as_ref().is_some_and(|o| !o.contains(a)) {
+                    continue;
+                }
                 if self.deny.contains_key(a) {
                     out.push(vec![*a]);
                 }
                 if let Some(mf) = mf {
-                    for c in self.below(*mf).iter() {
+                    let via = pulled
+                        .as_ref()
+                        .filter(|p| p.contains_key(a))
+                        .map(|_| (manifest, *a));
+                    for c in self.below(*mf, via).iter() {
                         let mut chain = Vec::with_capacity(c.len() + 1);
                         chain.push(*a);
                         chain.extend_from_slice(c);
@@ -118,7 +130,7 @@ impl Checker {
         }
         self.on_stack.remove(&manifest);
         let rc = Rc::new(out);
-        self.memo.insert(manifest, rc.clone());
+        self.memo.insert(key, rc.clone());
         rc
     }
 
@@ -172,7 +184,7 @@ impl Checker {
         }
         let mut hits = Vec::new();
         for (prefix, m) in roots {
-            for c in self.below(m).iter() {
+            for c in self.below(m, None).iter() {
                 let mut chain = prefix.clone();
                 chain.extend_from_slice(c);
                 let Some(&id) = chain.last() else { continue };

@@ -8,6 +8,9 @@
 //!   per step into the shard of its output's sha1, under an exclusive lock so concurrent steps
 //!   never interleave.
 //! - `metadata/omnishim/hashcache/<xx>/<key>`: file identity -> both IDs (see `HashCache`).
+//! - `metadata/omnishim/members/<xx>/<rest>`: for a link's manifest ID, the members of each
+//!   input archive the linker pulled in (lines `<archive> <member>...`, sorted).
+//! - `metadata/omnishim/dynamic/<xx>/<rest>`: the shared libraries an output links against.
 //!
 //! Every whole-file write goes to a temporary file in the destination directory and is renamed
 //! into place, so readers see either nothing or the complete file, whatever runs at once.
@@ -175,6 +178,73 @@ impl Store {
     pub fn dynamic_path(&self, artifact: &Id) -> PathBuf {
         let hex = artifact.hex();
         self.meta().join("dynamic").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Which archive members the links with this manifest really pulled in (keyed by the
+    /// link's manifest ID, one file per algorithm). Lines `<archive> <member>...`.
+    pub fn members_path(&self, manifest: &Id) -> PathBuf {
+        let hex = manifest.hex();
+        self.meta().join("members").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Record pulled members. Links with one manifest normally pull the same members, so an
+    /// equal file is left alone; otherwise (e.g. `--whole-archive` on the same inputs) the union
+    /// is written, under a lock, whole and sorted so that the result does not depend on order.
+    pub fn add_members(
+        &self,
+        manifest: &Id,
+        pulled: &std::collections::BTreeMap<Id, std::collections::BTreeSet<Id>>,
+    ) -> Result<(), StoreError> {
+        let path = self.members_path(manifest);
+        let render = |m: &std::collections::BTreeMap<Id, std::collections::BTreeSet<Id>>| {
+            let mut text = String::new();
+            for (a, ms) in m {
+                text.push_str(&a.hex());
+                for x in ms {
+                    text.push(' ');
+                    text.push_str(&x.hex());
+                }
+                text.push('\n');
+            }
+            text
+        };
+        let want = render(pulled);
+        if fs::read_to_string(&path).is_ok_and(|t| t == want) {
+            return Ok(());
+        }
+        let lock_path = self.meta().join("members.lock");
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        let mut all = self.members(manifest).unwrap_or_default();
+        for (a, ms) in pulled {
+            all.entry(*a).or_default().extend(ms.iter().copied());
+        }
+        let r = write_atomic(&path, render(&all).as_bytes());
+        let _ = lock.unlock();
+        r
+    }
+
+    /// The pulled members recorded for a link's manifest, when any were.
+    pub fn members(
+        &self,
+        manifest: &Id,
+    ) -> Option<std::collections::BTreeMap<Id, std::collections::BTreeSet<Id>>> {
+        let text = fs::read_to_string(self.members_path(manifest)).ok()?;
+        let mut out = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let mut it = line.split(' ').map(Id::from_hex);
+            let Some(Ok(a)) = it.next() else { continue };
+            let set: &mut std::collections::BTreeSet<Id> = out.entry(a).or_default();
+            set.extend(it.flatten());
+        }
+        Some(out)
     }
 
     /// The step log: one JSON line per wrapped step, recorded or not.

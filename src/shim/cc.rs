@@ -458,6 +458,7 @@ fn collect_and_record(
                 plan.placeholder.as_deref(),
                 per_source.concat(),
                 out,
+                expanded,
             )?;
             recorded.push(rec.abs(out).to_string_lossy().into_owned());
         }

@@ -80,7 +80,14 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let result = (|| -> Result<(), RecordError> {
         let rec = Recorder::new()?;
         let out = Path::new(&step.output);
-        link::record_link(&rec, &deps, placeholder.as_deref(), Vec::new(), out)?;
+        link::record_link(
+            &rec,
+            &deps,
+            placeholder.as_deref(),
+            Vec::new(),
+            out,
+            &expanded,
+        )?;
         rec.store.log_step(&serde_json::json!({
             "status": "recorded",
             "tool": tool.to_string_lossy(),

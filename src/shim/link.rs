@@ -76,6 +76,7 @@ pub fn record_link(
     placeholder: Option<&Path>,
     more: Vec<String>,
     output: &Path,
+    args: &[String],
 ) -> Result<(), RecordError> {
     let text = std::fs::read_to_string(ld_deps).map_err(|e| {
         RecordError::Other(format!(
@@ -98,8 +99,70 @@ pub fn record_link(
         }
     }
     let inputs = identify_all(rec, &paths)?;
-    let ids = rec.output(output, &inputs)?;
-    rec.dynamic(&ids, &dynamic)
+    let written = rec.output_full(output, &inputs)?;
+    if !may_use_lto(args) {
+        record_members(rec, &inputs, &written)?;
+    }
+    rec.dynamic(&written.ids, &dynamic)
+}
+
+/// With LTO the linker plugin claims IR objects and their notes never reach the output, so
+/// the output's notes cannot tell which archive members were linked.
+pub fn may_use_lto(args: &[String]) -> bool {
+    args.iter().any(|a| {
+        (a.starts_with("-flto") && a != "-flto=none")
+            || a.starts_with("-plugin")
+            || a.starts_with("--plugin")
+            || a.starts_with("-Wl,-plugin")
+            || a.starts_with("-Wl,--plugin")
+    })
+}
+
+/// Which members of each input archive the linker really pulled in, told by the notes it
+/// concatenated into the output: a member is linked when its manifest ID is among them.
+/// Members without a note (not built under the shims) cannot be told and are kept. Trusted
+/// only when every direct input with a manifest shows up among the notes too; otherwise
+/// (notes discarded by a linker script, IR objects) nothing is recorded and every member
+/// counts, as before.
+fn record_members(
+    rec: &Recorder,
+    inputs: &[Input],
+    w: &record::Written,
+) -> Result<(), RecordError> {
+    use std::collections::{BTreeMap, BTreeSet, HashSet};
+    let linked: HashSet<crate::gitoid::Id> = w.before.iter().copied().collect();
+    let mut archives = Vec::new();
+    for i in inputs {
+        if i.manifest.is_empty() {
+            continue;
+        }
+        let is_ar = record::head(&i.path).is_ok_and(|h| archive::is_archive(&h));
+        if is_ar {
+            archives.push(i);
+        } else if i.manifest.sha1.is_some_and(|m| !linked.contains(&m)) {
+            return Ok(());
+        }
+    }
+    if archives.is_empty() {
+        return Ok(());
+    }
+    for alg in crate::gitoid::Alg::ALL {
+        let mut pulled: BTreeMap<crate::gitoid::Id, BTreeSet<crate::gitoid::Id>> = BTreeMap::new();
+        for a in &archives {
+            let Some(mid) = a.manifest.get(alg) else {
+                continue;
+            };
+            let m = rec.store.get_manifest(&mid)?;
+            let set = pulled.entry(a.ids.get(alg)).or_default();
+            for (member, mm) in &m.inputs {
+                if mm.is_none_or(|x| linked.contains(&x)) {
+                    set.insert(*member);
+                }
+            }
+        }
+        rec.store.add_members(&w.manifest.get(alg), &pulled)?;
+    }
+    Ok(())
 }
 
 /// Identify files once each; files that do not exist were not read (-MG headers).

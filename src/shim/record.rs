@@ -47,6 +47,14 @@ pub struct Dynamic {
     pub manifest_sha256: Option<String>,
 }
 
+/// What recording an output wrote.
+pub struct Written {
+    pub ids: Ids,
+    pub manifest: Ids,
+    /// The manifest IDs the output's note held before ours replaced them.
+    pub before: Vec<gitoid::Id>,
+}
+
 pub struct Recorder {
     pub store: Store,
     cache: HashCache,
@@ -173,11 +181,19 @@ impl Recorder {
     /// Record one output: manifests, then the note (or the target index for files that
     /// cannot carry one), then the path index for the output and its inputs.
     pub fn output(&self, out: &Path, inputs: &[Input]) -> Result<Ids, RecordError> {
+        Ok(self.output_full(out, inputs)?.ids)
+    }
+
+    /// `output`, also returning the manifests and the IDs the output's note held before we
+    /// wrote ours (for a link: the notes of the objects the linker pulled in).
+    pub fn output_full(&self, out: &Path, inputs: &[Input]) -> Result<Written, RecordError> {
         let path = self.abs(out);
         let m = self.manifests(inputs)?;
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let mut before = Vec::new();
         let ids = match elf::elf_type(&bytes) {
             Some(_) => {
+                before = elf::linked_note_ids(&bytes).unwrap_or_default();
                 let new = elf::embed_any(&bytes, &m.sha1, &m.sha256).map_err(|err| {
                     elf::NoteFileError::Elf {
                         path: path.clone(),
@@ -197,7 +213,11 @@ impl Recorder {
         let mut paths: Vec<(&Ids, &Path)> = vec![(&ids, path.as_path())];
         paths.extend(inputs.iter().map(|i| (&i.ids, i.path.as_path())));
         self.store.add_paths(&paths)?;
-        Ok(ids)
+        Ok(Written {
+            ids,
+            manifest: m,
+            before,
+        })
     }
 
     /// Shared libraries an output links against, kept beside the output's ID.

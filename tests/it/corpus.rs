@@ -154,68 +154,9 @@ pub fn graph_c_files(bin: &Path, store: &Path, root: &Path) -> BTreeSet<PathBuf>
     out
 }
 
-/// The .c files of a binary's graph under `root`: those reached without passing through a
-/// static archive, and all of them. A link's manifest lists a static archive as one input
-/// and the archive's manifest lists all its members, so members the linker did not pull in
-/// are reached too.
-pub fn graph_c_sets(
-    bin: &Path,
-    store: &Path,
-    root: &Path,
-) -> (BTreeSet<PathBuf>, BTreeSet<PathBuf>) {
-    let v: serde_json::Value = serde_json::from_str(&stdout(
-        omnishim(&["resolve", "--json", "--store"])
-            .arg(store)
-            .arg(bin),
-    ))
-    .unwrap();
-    let doc = &v[0];
-    let nodes = doc["nodes"].as_object().unwrap();
-    let mut children: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for e in doc["edges"].as_array().unwrap() {
-        children
-            .entry(e["from"].as_str().unwrap().into())
-            .or_default()
-            .push(e["to"].as_str().unwrap().into());
-    }
-    let path_of = |id: &str| {
-        nodes[id]["paths"]
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(|p| p.as_str())
-            .map(PathBuf::from)
-    };
-    let is_archive = |id: &str| {
-        path_of(id)
-            .and_then(|p| std::fs::read(p).ok())
-            .is_some_and(|b| b.starts_with(b"!<arch>"))
-    };
-    let (mut direct, mut all) = (BTreeSet::new(), BTreeSet::new());
-    let mut stack = vec![(doc["root"].as_str().unwrap().to_string(), false)];
-    let mut seen = std::collections::HashSet::new();
-    while let Some((id, via_archive)) = stack.pop() {
-        if !seen.insert((id.clone(), via_archive)) {
-            continue;
-        }
-        if let Some(p) = path_of(&id) {
-            if p.starts_with(root) && p.extension().is_some_and(|e| e == "c") {
-                all.insert(p.clone());
-                if !via_archive {
-                    direct.insert(p);
-                }
-            }
-        }
-        let via = via_archive || is_archive(&id);
-        for c in children.get(&id).into_iter().flatten() {
-            stack.push((c.clone(), via));
-        }
-    }
-    (direct, all)
-}
-
-/// DWARF (what was compiled in) against the graph: every source the binary was compiled from
-/// is reached, every source reached outside archives was compiled in, and what the graph has
-/// beyond DWARF are members of static archives the link read but did not pull in.
+/// DWARF (what was compiled in) against the graph: the `.c` files a binary's graph reaches
+/// are exactly those its compile units name (archive members the linker did not pull in are
+/// not reached: the link recorded which members it took); `omnishim audit` agrees.
 fn check_graphs_against_dwarf(bins: &[PathBuf], store: &Path, root: &Path) {
     for b in bins {
         // omnishim audit (gimli) agrees: nothing DWARF names is missing from the graph
@@ -239,25 +180,245 @@ fn check_graphs_against_dwarf(bins: &[PathBuf], store: &Path, root: &Path) {
             "{}: no DWARF compile units (built without -g?)",
             b.display()
         );
-        let (direct, all) = graph_c_sets(b, store, root);
+        let graph = graph_c_files(b, store, root);
+        let missing: Vec<_> = truth.difference(&graph).collect();
+        let extra: Vec<_> = graph.difference(&truth).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{}: compiled in but not in the graph: {missing:?}; in the graph but not compiled in: {extra:?}",
+            b.display()
+        );
+    }
+}
+
+/// `sh -c SCRIPT` in `dir` with no shims anywhere: the reference build.
+pub fn bare_build(dir: &Path, script: &str) {
+    run_ok(
+        Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .env_remove("CC")
+            .env_remove("CXX")
+            .env_remove("OMNIBOR_DIR")
+            .env_remove("OMNISHIM_CHAIN"),
+    );
+}
+
+/// The depfile the compiler wrote for an object in the bare build: `-MD` beside the object,
+/// or automake's `.deps/` (`.Plo` for libtool objects, whose PIC copy is in `.libs/`).
+fn depfile_for(bare: &Path, object_rel: &Path) -> Option<PathBuf> {
+    let stem = object_rel.file_stem()?.to_string_lossy().into_owned();
+    let dir = object_rel.parent()?;
+    let mut cands = Vec::new();
+    if dir.file_name().is_some_and(|n| n == ".libs") {
+        cands.push(dir.parent()?.join(".deps").join(format!("{stem}.Plo")));
+    } else if object_rel.extension().is_some_and(|e| e == "lo") {
+        // zlib compiles its PIC objects as objs/x.o and renames them to x.lo
+        cands.push(dir.join("objs").join(format!("{stem}.d")));
+    } else {
+        cands.push(dir.join(".deps").join(format!("{stem}.Po")));
+        cands.push(dir.join(".deps").join(format!("{stem}.Plo")));
+        cands.push(dir.join(format!("{stem}.d")));
+    }
+    cands
+        .into_iter()
+        .map(|c| bare.join(c))
+        .find(|c| c.is_file())
+}
+
+/// The prerequisites of a depfile's first rule.
+fn first_rule(depfile: &Path) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(depfile).unwrap_or_else(|e| panic!("{}: {e}", depfile.display()));
+    let joined = text.replace("\\\n", " ");
+    let first = joined.lines().next().unwrap_or("");
+    let (_, prereqs) = first
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("{}: no rule", depfile.display()));
+    prereqs.split_whitespace().map(String::from).collect()
+}
+
+/// The files a depfile's first rule names (the object's source and every header), as absolute
+/// paths. Relative names are relative to where the compiler ran: the directory (for automake,
+/// the parent of `.deps/`) or an ancestor of it up to `bare`, whichever holds the source.
+fn depfile_inputs(depfile: &Path, bare: &Path) -> BTreeSet<PathBuf> {
+    let names = first_rule(depfile);
+    let source = names[0].as_str();
+    let mut base = depfile.parent().unwrap().to_path_buf();
+    let cwd = loop {
+        if base.join(source).is_file() || Path::new(source).is_absolute() {
+            break base;
+        }
+        assert!(
+            base != bare && base.pop(),
+            "{}: cannot tell where {source} was compiled",
+            depfile.display()
+        );
+    };
+    names
+        .iter()
+        .map(|n| omnishim::shim::record::absolute(&cwd, Path::new(n)))
+        .collect()
+}
+
+/// A binary's graph as `resolve --json` prints it.
+struct Graph {
+    root: String,
+    nodes: serde_json::Map<String, serde_json::Value>,
+    children: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn graph_json(bin: &Path, store: &Path) -> Graph {
+    let v: serde_json::Value = serde_json::from_str(&stdout(
+        omnishim(&["resolve", "--json", "--store"])
+            .arg(store)
+            .arg(bin),
+    ))
+    .unwrap();
+    let doc = &v[0];
+    let mut children: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in doc["edges"].as_array().unwrap() {
+        children
+            .entry(e["from"].as_str().unwrap().into())
+            .or_default()
+            .push(e["to"].as_str().unwrap().into());
+    }
+    Graph {
+        root: doc["root"].as_str().unwrap().into(),
+        nodes: doc["nodes"].as_object().unwrap().clone(),
+        children,
+    }
+}
+
+impl Graph {
+    fn paths(&self, id: &str) -> Vec<PathBuf> {
+        self.nodes[id]["paths"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn is_leaf(&self, id: &str) -> bool {
+        self.nodes[id]["manifest"].is_null()
+    }
+    fn is_archive(&self, id: &str) -> bool {
+        self.paths(id)
+            .iter()
+            .any(|p| std::fs::read(p).is_ok_and(|b| b.starts_with(b"!<arch>")))
+    }
+}
+
+/// The link's own leaf inputs by the linker's dependency file of the bare build (`ldd`,
+/// relative names being relative to the directory it is in, where make ran the link):
+/// everything it read but shared libraries and what the build itself made (objects and
+/// archives, which are nodes of the graph, not leaves).
+fn link_leaves(ldd: &Path, bare: &Path) -> BTreeSet<String> {
+    let cwd = ldd.parent().unwrap();
+    let mut out = BTreeSet::new();
+    for n in first_rule(ldd) {
+        let p = omnishim::shim::record::absolute(cwd, Path::new(&n));
+        let Ok(b) = std::fs::read(&p) else { continue };
+        let elf_type = (b.starts_with(b"\x7fELF") && b.len() > 18).then(|| b[16]);
+        if elf_type == Some(3) {
+            continue; // a shared library: metadata, not an input
+        }
+        if p.starts_with(bare) && (elf_type.is_some() || b.starts_with(b"!<arch>")) {
+            continue;
+        }
+        out.insert(gitoid::ids_of_bytes(&b).sha1.uri());
+    }
+    out
+}
+
+/// `resolve --sources` of each binary against the truth from a bare build of the same tree,
+/// made with the compiler's and the linker's own dependency files: for every object in the
+/// graph, the files below it (its source and every header, system headers included) are
+/// exactly those the compiler named in the bare build's depfile for that object, by path and
+/// by content; the leaves the link itself read (crt files, libc and libgcc archives and
+/// scripts, version scripts) are exactly the linker's list (`bins`: binary, and its linker
+/// dependency file relative to the bare tree); `--sources` is the union of both.
+fn check_sources_against_bare_build(
+    bins: &[(PathBuf, &str)],
+    store: &Path,
+    root: &Path,
+    bare: &Path,
+) {
+    let uri_of = |p: &Path| gitoid::ids_of_file(p).unwrap().sha1.uri();
+    for (b, ldd) in bins {
+        let g = graph_json(b, store);
+        let (mut compiled, mut linked) = (BTreeSet::new(), BTreeSet::new());
+        let mut objects = 0;
+        for (id, kids) in &g.children {
+            let leaves = kids.iter().filter(|k| g.is_leaf(k)).cloned();
+            if *id == g.root || g.is_archive(id) {
+                linked.extend(leaves);
+                continue;
+            }
+            let leaves: BTreeSet<String> = leaves.collect();
+            let paths = g.paths(id);
+            let Some(dep) = paths
+                .iter()
+                .filter_map(|p| p.strip_prefix(root).ok())
+                .find_map(|rel| depfile_for(bare, rel))
+            else {
+                panic!(
+                    "{}: no bare-build depfile for the object at {paths:?}",
+                    b.display()
+                )
+            };
+            let truth = depfile_inputs(&dep, bare);
+            let want: BTreeSet<String> = truth.iter().map(|p| uri_of(p)).collect();
+            assert_eq!(
+                leaves,
+                want,
+                "{}: object {paths:?} against {} ({truth:?})",
+                b.display(),
+                dep.display()
+            );
+            // the same files by path: in-tree files at the same place in the wrapped tree
+            for t in &truth {
+                let w = match t.strip_prefix(bare) {
+                    Ok(rel) => root.join(rel),
+                    Err(_) => t.clone(),
+                };
+                let id = uri_of(t);
+                assert!(
+                    g.paths(&id).contains(&w),
+                    "{}: {} not recorded at {}",
+                    b.display(),
+                    id,
+                    w.display()
+                );
+            }
+            compiled.extend(want);
+            objects += 1;
+        }
+        assert!(objects > 0, "{}: no objects in the graph", b.display());
+        let want = link_leaves(&bare.join(ldd), bare);
+        let show =
+            |s: &BTreeSet<String>| -> Vec<Vec<PathBuf>> { s.iter().map(|i| g.paths(i)).collect() };
         assert_eq!(
-            all,
-            graph_c_files(b, store, root),
-            "{}: --sources and --json disagree",
-            b.display()
+            linked,
+            want,
+            "{}: link leaves {:?}, the linker read {:?}",
+            b.display(),
+            show(&linked),
+            want.iter().collect::<Vec<_>>()
         );
-        let missing: Vec<_> = truth.difference(&all).collect();
-        assert!(
-            missing.is_empty(),
-            "{}: compiled in but not in the graph: {missing:?}",
-            b.display()
-        );
-        let extra: Vec<_> = direct.difference(&truth).collect();
-        assert!(
-            extra.is_empty(),
-            "{}: in the graph outside archives but not compiled in: {extra:?}",
-            b.display()
-        );
+        let sources: BTreeSet<String> = stdout(
+            omnishim(&["resolve", "--sources", "--store"])
+                .arg(store)
+                .arg(b),
+        )
+        .lines()
+        .map(|l| l.rsplit_once("  ").unwrap().1.to_string())
+        .collect();
+        let all: BTreeSet<String> = compiled.union(&linked).cloned().collect();
+        assert_eq!(sources, all, "{}: --sources", b.display());
     }
 }
 
@@ -289,6 +450,24 @@ fn zlib_wrapped_tests_pass_and_graphs_match_dwarf() {
     .filter(|p| !p.ends_with("libz.a"))
     .collect();
     check_graphs_against_dwarf(&bins, &store, &src);
+    let bare = t.join("bare");
+    corpus("zlib", false, &bare);
+    bare_build(
+        &bare,
+        "CFLAGS='-O2 -g -MD' ./configure >/dev/null && make -j2 'LDFLAGS=-Wl,--dependency-file=$@.ldd' >/dev/null",
+    );
+    let with_ldd: Vec<(PathBuf, &str)> = bins
+        .iter()
+        .zip([
+            "libz.so.1.2.13.ldd",
+            "example.ldd",
+            "minigzip.ldd",
+            "examplesh.ldd",
+            "example64.ldd",
+        ])
+        .map(|(b, l)| (b.clone(), l))
+        .collect();
+    check_sources_against_bare_build(&with_ldd, &store, &src, &bare);
     // the static library: its graph reaches the sources of its members
     let lib_a = graph_c_files(&src.join("libz.a"), &store, &src);
     assert_eq!(
@@ -302,6 +481,7 @@ fn zlib_j1_and_j8_give_identical_stores_and_binaries() {
     let t = Tmp::new();
     let src = t.join("zlib");
     let mut trees = Vec::new();
+    let mut pulled = Vec::new();
     for (k, jobs) in ["-j1", "-j8"].iter().enumerate() {
         if src.exists() {
             std::fs::remove_dir_all(&src).unwrap();
@@ -325,8 +505,16 @@ fn zlib_j1_and_j8_give_identical_stores_and_binaries() {
             .collect();
         let objects = tree_of(&store.join("objects"));
         assert!(objects.len() > 20, "{} objects", objects.len());
+        // which archive members each link pulled in: whole sorted files, so equal too
+        let members = tree_of(&store.join("metadata/omnishim/members"));
+        assert!(!members.is_empty(), "no link recorded its archive members");
+        pulled.push(members);
         trees.push((bins, objects));
     }
+    assert!(
+        pulled[0] == pulled[1],
+        "pulled-member records differ between -j1 and -j8"
+    );
     let names = |t: &Vec<(PathBuf, Vec<u8>)>| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
     assert_eq!(
         names(&trees[0].1),
@@ -380,7 +568,21 @@ fn lua_wrapped_interpreter_works_and_graphs_match_dwarf() {
         "1,4,9,16,25,36,49,64,81,100\t1024.0\t\"x\"\n"
     );
     check_all_notes(&src, &store, &before);
-    check_graphs_against_dwarf(&[lua, src.join("src/luac")], &store, &src);
+    let bins = [lua, src.join("src/luac")];
+    check_graphs_against_dwarf(&bins, &store, &src);
+    let bare = t.join("bare");
+    corpus("lua5.4", true, &bare);
+    bare_build(
+        &bare,
+        "make -j2 linux 'MYCFLAGS=-g -MD' 'MYLDFLAGS=-Wl,--dependency-file=$@.ldd' >/dev/null",
+    );
+    let [lua, luac] = bins;
+    check_sources_against_bare_build(
+        &[(lua, "src/lua.ldd"), (luac, "src/luac.ldd")],
+        &store,
+        &src,
+        &bare,
+    );
     let lib = graph_c_files(&src.join("src/liblua.a"), &store, &src);
     assert!(lib.len() > 25, "{lib:?}");
 }
@@ -410,6 +612,22 @@ fn xz_wrapped_make_check_passes_and_graphs_match_dwarf() {
         src.join("src/xzdec/.libs/xzdec"),
     ];
     check_graphs_against_dwarf(&bins, &store, &src);
+    let bare = t.join("bare");
+    corpus("xz-utils", true, &bare);
+    bare_build(
+        &bare,
+        "./configure --disable-nls --disable-doc CFLAGS='-O2 -g' 'LDFLAGS=-Wl,--dependency-file=$@.ldd' >/dev/null && make -j2 >/dev/null",
+    );
+    let with_ldd: Vec<(PathBuf, &str)> = bins
+        .iter()
+        .zip([
+            "src/liblzma/liblzma.la.ldd",
+            "src/xz/xz.ldd",
+            "src/xzdec/xzdec.ldd",
+        ])
+        .map(|(b, l)| (b.clone(), l))
+        .collect();
+    check_sources_against_bare_build(&with_ldd, &store, &src, &bare);
 
     // The responder: the unpatched stream_decoder_mt.c (CVE-2025-31115) by its git blob ID.
     let vulnerable = src.join("src/liblzma/common/stream_decoder_mt.c");

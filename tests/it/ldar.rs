@@ -246,6 +246,23 @@ fn direct_shared_link_and_static_library_program() {
         );
     }
     // a program linked against a static library built by omnibor-ar reaches all its sources
+    let (t, store) = abc_library();
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["main.c", "-L.", "-labc", "-o", "prog"]),
+    );
+    let srcs = stdout(
+        omnishim(&["resolve", "--sources", "--store"])
+            .arg(&store)
+            .arg(t.join("prog")),
+    );
+    // b.o is in the archive but nothing needs it: the linker did not pull it in
+    assert_eq!(c_sources(&srcs), ["a.c", "c.c", "main.c"], "{srcs}");
+}
+
+/// libabc.a (a.o b.o c.o) made by omnibor-ar, and main.c that needs a() and c() only.
+fn abc_library() -> (Tmp, std::path::PathBuf) {
     let t = Tmp::new();
     let store = t.join("store");
     std::fs::create_dir_all(t.join("sub")).unwrap();
@@ -259,19 +276,110 @@ fn direct_shared_link_and_static_library_program() {
         "main.c",
         "int a(void); int c(void);\nint main(void){return a()+c()-4;}\n",
     );
+    (t, store)
+}
+
+/// The `.c` file names among `resolve --sources` lines, sorted.
+fn c_sources(srcs: &str) -> Vec<String> {
+    let mut v: Vec<String> = srcs
+        .lines()
+        .filter_map(|l| l.split("  ").next())
+        .filter(|p| p.ends_with(".c"))
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A program's graph holds the archive members the linker really pulled in (the notes it
+/// concatenated into the output tell which), with every linker, also with --gc-sections;
+/// `check` follows the same view; --whole-archive pulls everything; LTO links fall back to
+/// every member (the notes of IR objects never reach the output).
+#[test]
+fn archive_members_the_linker_pulled_in() {
+    let (t, store) = abc_library();
     run_ok(
         shimmed(&t, "omnibor-cc", &store)
             .current_dir(t.path())
-            .args(["main.c", "-L.", "-labc", "-o", "prog"]),
+            .args(["-c", "main.c"]),
     );
-    let srcs = stdout(
-        omnishim(&["resolve", "--sources", "--store"])
-            .arg(&store)
-            .arg(t.join("prog")),
-    );
-    for f in ["a.c", "b.c", "c.c", "main.c"] {
+    let deny = |f: &str| {
         let id = gitoid::ids_of_file(&t.join(f)).unwrap().sha1;
-        assert!(srcs.contains(&id.hex()), "{f} not reached:\n{srcs}");
+        t.write(&format!("deny-{f}"), format!("{} CVE-TEST-{f}\n", id.hex()))
+    };
+    let (deny_a, deny_b) = (deny("a.c"), deny("b.c"));
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("bfd", &[], &["a.c", "c.c", "main.c"]),
+        ("bfd", &["-Wl,--gc-sections"], &["a.c", "c.c", "main.c"]),
+        ("gold", &[], &["a.c", "c.c", "main.c"]),
+        ("gold", &["-Wl,--gc-sections"], &["a.c", "c.c", "main.c"]),
+        ("lld", &[], &["a.c", "c.c", "main.c"]),
+        ("lld", &["-Wl,--gc-sections"], &["a.c", "c.c", "main.c"]),
+        ("mold", &[], &["a.c", "c.c", "main.c"]),
+        ("mold", &["-Wl,--gc-sections"], &["a.c", "c.c", "main.c"]),
+        (
+            "bfd",
+            &["-Wl,--whole-archive"],
+            &["a.c", "b.c", "c.c", "main.c"],
+        ),
+        ("bfd", &["-flto"], &["a.c", "b.c", "c.c", "main.c"]),
+    ];
+    for (k, (linker, extra, want)) in cases.iter().enumerate() {
+        let prog = format!("prog{k}");
+        let mut c = shimmed(&t, "omnibor-cc", &store);
+        c.current_dir(t.path())
+            .arg(format!("-fuse-ld={linker}"))
+            .args(["main.o", "-o", &prog])
+            .args(*extra)
+            .arg("libabc.a");
+        if extra.contains(&"-Wl,--whole-archive") {
+            c.arg("-Wl,--no-whole-archive");
+        }
+        run_ok(&mut c);
+        let what = format!("{linker} {extra:?}");
+        let srcs = stdout(
+            omnishim(&["resolve", "--sources", "--store"])
+                .arg(&store)
+                .arg(t.join(&prog)),
+        );
+        assert_eq!(c_sources(&srcs), *want, "{what}");
+        // the same with the sha256 graph
+        let srcs256 = stdout(
+            omnishim(&["resolve", "--sources", "--hash", "sha256", "--store"])
+                .arg(&store)
+                .arg(t.join(&prog)),
+        );
+        assert_eq!(c_sources(&srcs256), *want, "{what} sha256");
+        let check = |list: &Path| {
+            omnishim(&["check", "--store"])
+                .arg(&store)
+                .arg("--deny")
+                .arg(list)
+                .arg(t.join(&prog))
+                .output()
+                .unwrap()
+        };
+        let hit = check(&deny_a);
+        assert_eq!(hit.status.code(), Some(1), "{what}");
+        assert!(String::from_utf8_lossy(&hit.stdout).contains("CVE-TEST-a.c"));
+        let b = check(&deny_b);
+        let b_in = want.contains(&"b.c");
+        assert_eq!(b.status.code(), Some(b_in as i32), "{what}: {b:?}");
+        if !b_in {
+            let tree = stdout(
+                omnishim(&["resolve", "--store"])
+                    .arg(&store)
+                    .arg(t.join(&prog)),
+            );
+            assert!(tree.contains("(1 member not linked)"), "{tree}");
+        }
     }
 }
 
