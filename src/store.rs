@@ -455,7 +455,7 @@ impl HashCache {
         }
         let (shard, key) = Self::key(&before);
         let entry = dir.join(shard).join(key);
-        if let Ok(s) = fs::read_to_string(&entry) {
+        if let Some(s) = read_small(&entry) {
             let mut w = s.split_whitespace();
             if let (Some(a), Some(b), Some(k)) = (w.next(), w.next(), w.next()) {
                 if let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) {
@@ -479,6 +479,20 @@ impl HashCache {
         }
         Ok(c)
     }
+}
+
+/// A small file's text in one read (open, read, close: no size query, no second read for
+/// the end), for the hash cache entries every step reads for each of its inputs.
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 256];
+    let mut f = fs::File::open(path).ok()?;
+    let n = f.read(&mut buf).ok()?;
+    // an entry is ~110 bytes; a short read of a longer file is not an entry
+    if n == 0 || n == buf.len() || buf[n - 1] != b'\n' {
+        return None;
+    }
+    String::from_utf8(buf[..n].to_vec()).ok()
 }
 
 /// What the hash cache knows of a file.

@@ -88,10 +88,14 @@ pub fn record_link(
     let mut dynamic: Vec<Input> = Vec::new();
     for p in crate::depfile::prerequisites(&text) {
         let abs = rec.abs(Path::new(&p));
-        if Some(&abs) == placeholder.as_ref() || !abs.exists() {
+        if Some(&abs) == placeholder.as_ref() {
             continue;
         }
-        let h = record::head(&abs).map_err(record::io_err(&abs))?;
+        let h = match record::head(&abs) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(record::io_err(&abs)(e)),
+        };
         if elf::header_type(&h) == Some(3) {
             dynamic.push(rec.input(&abs)?);
         } else {
@@ -171,10 +175,15 @@ pub fn identify_all(rec: &Recorder, paths: &[String]) -> Result<Vec<Input>, Reco
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
         let abs = rec.abs(Path::new(p));
-        if !seen.insert(abs.clone()) || !abs.exists() {
+        if !seen.insert(abs.clone()) {
             continue;
         }
-        out.push(rec.input(&abs)?);
+        match rec.input(&abs) {
+            Ok(i) => out.push(i),
+            Err(RecordError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }

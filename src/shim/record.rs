@@ -200,7 +200,7 @@ impl Recorder {
                         err,
                     }
                 })?;
-                elf::replace_file(&path, &new).map_err(io_err(&path))?;
+                elf::update_file(&path, &bytes, &new).map_err(io_err(&path))?;
                 gitoid::ids_of_bytes(&new)
             }
             None => {
@@ -237,7 +237,13 @@ impl Recorder {
             .collect();
         let json =
             serde_json::to_vec_pretty(&rows).map_err(|e| RecordError::Other(e.to_string()))?;
-        store::write_atomic(&self.store.dynamic_path(&out.sha1), &json)?;
+        let path = self.store.dynamic_path(&out.sha1);
+        // a rebuild of the same output: leave an equal record alone (a rename over an
+        // existing file costs a flush on ext4)
+        if std::fs::read(&path).is_ok_and(|b| b == json) {
+            return Ok(());
+        }
+        store::write_atomic(&path, &json)?;
         Ok(())
     }
 }
