@@ -439,6 +439,23 @@ impl HashCache {
         (format!("{:02x}", meta.ino() & 0xff), key)
     }
 
+    /// Remember the IDs of a file we have just written ourselves (a step's output with its
+    /// note), computed from the bytes written, so that the step reading it next (a link, an
+    /// archive) does not hash it again. Nothing is kept if its size is not `len` any more.
+    pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf: bool) {
+        let Some(dir) = &self.dir else { return };
+        let Ok(meta) = fs::metadata(path) else { return };
+        if !meta.is_file() || meta.len() != len {
+            return;
+        }
+        let (shard, key) = Self::key(&meta);
+        let kind = if elf { "elf" } else { "-" };
+        let _ = write_atomic(
+            &dir.join(shard).join(key),
+            format!("{} {} {kind}\n", ids.sha1.hex(), ids.sha256.hex()).as_bytes(),
+        );
+    }
+
     /// Both IDs of a file, from the cache when its identity is unchanged.
     pub fn ids(&self, path: &Path) -> io::Result<Ids> {
         self.lookup(path).map(|c| c.ids)

@@ -121,7 +121,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
         _ => {}
     }
-    let tmp = match tempfile::Builder::new().prefix("omnishim").tempdir() {
+    let tmp = match super::private_tmp() {
         Ok(t) => t,
         Err(e) => {
             if let Some(code) =

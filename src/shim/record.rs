@@ -201,12 +201,15 @@ impl Recorder {
                     }
                 })?;
                 elf::update_file(&path, &bytes, &new).map_err(io_err(&path))?;
-                gitoid::ids_of_bytes(&new)
+                let ids = gitoid::ids_of_bytes(&new);
+                self.cache.remember(&path, &ids, new.len() as u64, true);
+                ids
             }
             None => {
                 let ids = gitoid::ids_of_bytes(&bytes);
                 self.store.set_target(&ids.sha1, &m.sha1)?;
                 self.store.set_target(&ids.sha256, &m.sha256)?;
+                self.cache.remember(&path, &ids, bytes.len() as u64, false);
                 ids
             }
         };

@@ -523,8 +523,21 @@ fn hash_cache_is_keyed_on_file_identity() {
     );
     let new_id = gitoid::ids_of_file(&t.join("h.h")).unwrap().sha1;
     assert!(manifest_inputs(&store, &t.join("s0.o")).contains(&new_id));
-    // s0.c and stdc-predef.h are unchanged (cache hits); only the rewritten header is new
-    assert_eq!(count_files(&cache), entries_after_four + 1);
+    // s0.c and stdc-predef.h are unchanged (cache hits); new entries: the rewritten header,
+    // and the new s0.o, remembered from the bytes the shim wrote (so a link reading it next
+    // does not hash it again): its entry holds the object's real IDs
+    assert_eq!(count_files(&cache), entries_after_four + 2);
+    let o = gitoid::ids_of_file(&t.join("s0.o")).unwrap();
+    let want = format!("{} {} elf\n", o.sha1.hex(), o.sha256.hex());
+    let mut found = 0;
+    for shard in std::fs::read_dir(&cache).unwrap() {
+        for e in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            if std::fs::read_to_string(e.unwrap().path()).unwrap() == want {
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, 1, "no cache entry with s0.o's IDs");
 }
 
 #[test]
