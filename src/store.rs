@@ -4,10 +4,10 @@
 //! - `objects/gitoid_blob_<alg>/<xx>/<rest>`: manifest bytes, named by their gitoid.
 //! - `metadata/omnishim/targets/<alg>/<xx>/<rest>`: artifact ID -> manifest ID (one file per
 //!   artifact, replaced atomically; for files that cannot carry a note).
-//! - `metadata/omnishim/paths/<xx>`: append-only lines `<sha1> <sha256> <path>`, one append
+//! - `metadata/omnishim/paths/<x>`: append-only lines `<sha1> <sha256> <path>`, one append
 //!   per step into the shard of its output's sha1, under an exclusive lock so concurrent steps
 //!   never interleave.
-//! - `metadata/omnishim/hashcache/<xx>/<key>`: file identity -> both IDs (see `HashCache`).
+//! - `metadata/omnishim/hashcache/<key>`: file identity -> both IDs (see `HashCache`).
 //! - `metadata/omnishim/members/<xx>/<rest>`: for a link's manifest ID, the members of each
 //!   input archive the linker pulled in (lines `<archive> <member>...`, sorted).
 //! - `metadata/omnishim/dynamic/<xx>/<rest>`: the shared libraries an output links against.
@@ -170,7 +170,9 @@ impl Store {
             }
             text.push_str(&format!("{} {} {}\n", ids.sha1.hex(), ids.sha256.hex(), p));
         }
-        let shard = first.sha1.hex()[..2].to_string();
+        // 16 shards keep lock waits short under make -j; more would only cost file creations
+        // (a few hundred microseconds each on the disk measured) in every new store
+        let shard = first.sha1.hex()[..1].to_string();
         append_locked(&self.meta().join("paths").join(shard), text.as_bytes())
     }
 
@@ -424,9 +426,11 @@ impl HashCache {
         HashCache { dir: None }
     }
 
-    fn key(meta: &fs::Metadata) -> (String, String) {
+    /// The entry name for a file's identity. Entries sit in one flat directory: shard
+    /// directories would cost one more file creation each in every new store.
+    fn key(meta: &fs::Metadata) -> String {
         use std::os::unix::fs::MetadataExt;
-        let key = format!(
+        format!(
             "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
             meta.dev(),
             meta.ino(),
@@ -435,8 +439,7 @@ impl HashCache {
             meta.mtime_nsec(),
             meta.ctime(),
             meta.ctime_nsec()
-        );
-        (format!("{:02x}", meta.ino() & 0xff), key)
+        )
     }
 
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
@@ -448,10 +451,10 @@ impl HashCache {
         if !meta.is_file() || meta.len() != len {
             return;
         }
-        let (shard, key) = Self::key(&meta);
+        let key = Self::key(&meta);
         let kind = if elf { "elf" } else { "-" };
         let _ = write_atomic(
-            &dir.join(shard).join(key),
+            &dir.join(key),
             format!("{} {} {kind}\n", ids.sha1.hex(), ids.sha256.hex()).as_bytes(),
         );
     }
@@ -470,8 +473,7 @@ impl HashCache {
         if !before.is_file() {
             return hash_with_kind(path); // gives the proper error
         }
-        let (shard, key) = Self::key(&before);
-        let entry = dir.join(shard).join(key);
+        let entry = dir.join(Self::key(&before));
         if let Some(s) = read_small(&entry) {
             let mut w = s.split_whitespace();
             if let (Some(a), Some(b), Some(k)) = (w.next(), w.next(), w.next()) {
