@@ -79,6 +79,13 @@ pub fn resolve_tool(finder: &find::Finder, invoked: &Invoked, var: &str, default
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| default.to_string()),
     };
+    let invoked_with_path = std::env::args_os()
+        .next()
+        .is_some_and(|a| a.to_string_lossy().contains('/'));
+    if !name.contains('/') && !invoked_with_path {
+        // binutils print argv[0] whole in their messages ("ar: ...", not "/usr/bin/ar: ...")
+        let _ = run::ARG0.set(OsString::from(&name));
+    }
     match finder.find(&name) {
         Ok(t) => t,
         Err(e) => {

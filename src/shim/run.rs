@@ -19,10 +19,48 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
+/// The name the real tool gets as argv[0] when it is not its path: the name the build called
+/// it by (set for the archiver and the linker, whose messages print argv[0] whole). The
+/// compiler driver keeps its full path: GCC finds its own installation from argv[0], and
+/// prints only the base name.
+pub static ARG0: std::sync::OnceLock<OsString> = std::sync::OnceLock::new();
+
+/// PATH without the directories where this shim's name is a link to this very binary (shim
+/// directories), so that a tool that looks for itself on PATH through its argv[0] finds
+/// itself, not us. None when PATH has no such directory.
+fn path_without_shims() -> Option<OsString> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let me = id(&std::env::current_exe().ok()?)?;
+    let argv0 = PathBuf::from(std::env::args_os().next()?);
+    let name = argv0.file_name()?;
+    let path = std::env::var_os("PATH")?;
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let kept: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| id(&d.join(name)) != Some(me))
+        .collect();
+    if kept.len() == dirs.len() {
+        return None;
+    }
+    std::env::join_paths(kept).ok()
+}
+
 /// The command for the real tool, with the shim chain in its environment.
 pub fn command(tool: &Path, args: &[OsString], chain: &[PathBuf]) -> Command {
+    static CHILD_PATH: std::sync::OnceLock<Option<OsString>> = std::sync::OnceLock::new();
     let mut c = Command::new(tool);
     c.args(args);
+    if let Some(a) = ARG0.get() {
+        // binutils look for themselves on PATH by argv[0] (to find their plugin directory):
+        // they must find the real tool, not us. Only these tools get such a PATH: wrappers of
+        // the compiler (ccache, distcc, scripts) may call the compiler by name again and rely
+        // on the shim being found first to pass them on (OMNISHIM_CHAIN).
+        c.arg0(a);
+        if let Some(p) = CHILD_PATH.get_or_init(path_without_shims) {
+            c.env("PATH", p);
+        }
+    }
     c.env(super::find::CHAIN_ENV, super::find::chain_value(chain));
     c
 }
