@@ -324,7 +324,6 @@ pub type SectionData<'a> = (u32, u64, &'a [u8]);
 /// One note entry; the walk stops at the end of the region.
 struct NoteEntry<'a> {
     name: &'a [u8],
-    kind: u32,
     desc: &'a [u8],
 }
 
@@ -351,7 +350,6 @@ fn walk_notes<'a>(e: &Elf<'a>, region: &'a [u8]) -> Result<Vec<NoteEntry<'a>>, E
         }
         let namesz = rd(off)? as usize;
         let descsz = rd(off + 4)? as usize;
-        let kind = rd(off + 8)?;
         let name_at = off + 12;
         let desc_at = name_at
             .checked_add(pad(namesz))
@@ -364,7 +362,6 @@ fn walk_notes<'a>(e: &Elf<'a>, region: &'a [u8]) -> Result<Vec<NoteEntry<'a>>, E
         }
         out.push(NoteEntry {
             name: &region[name_at..name_at + namesz],
-            kind,
             desc: &region[desc_at..desc_at + descsz],
         });
         off = next;
@@ -374,28 +371,35 @@ fn walk_notes<'a>(e: &Elf<'a>, region: &'a [u8]) -> Result<Vec<NoteEntry<'a>>, E
 
 /// Collect OMNIBOR entries. Several entries of one algorithm (notes concatenated by a linker
 /// that nobody rewrote) are reported as the first one; `count` tells how many there were.
+/// The manifest ID an entry holds: None for other notes and for a placeholder not yet
+/// rewritten (zeros). The type is not trusted (v0.1 and v0.2 disagree on it): the
+/// descriptor length tells the algorithm.
+fn entry_id(n: &NoteEntry) -> Result<Option<Id>, ElfError> {
+    if n.name != NOTE_NAME && n.name != b"OMNIBOR" {
+        return Ok(None);
+    }
+    let raw = match n.desc.len() {
+        20 | 32 => n.desc,
+        33 if n.desc[32] == 0 => &n.desc[..32],
+        _ => {
+            return Err(ElfError::BadNote(
+                "OMNIBOR entry with a descriptor of unknown length",
+            ))
+        }
+    };
+    if raw.iter().all(|&c| c == 0) {
+        return Ok(None);
+    }
+    Id::from_raw(raw)
+        .map(Some)
+        .ok_or(ElfError::BadNote("bad ID length"))
+}
+
 fn collect(entries: &[NoteEntry]) -> Result<(NoteIds, usize), ElfError> {
     let mut ids = NoteIds::default();
     let mut count = 0;
     for n in entries {
-        if n.name != NOTE_NAME && n.name != b"OMNIBOR" {
-            continue;
-        }
-        let raw = match n.desc.len() {
-            20 | 32 => n.desc,
-            33 if n.desc[32] == 0 => &n.desc[..32],
-            _ => {
-                return Err(ElfError::BadNote(
-                    "OMNIBOR entry with a descriptor of unknown length",
-                ))
-            }
-        };
-        // A placeholder not yet rewritten holds zeros: no ID.
-        if raw.iter().all(|&c| c == 0) {
-            continue;
-        }
-        let _ = n.kind; // the type is not trusted: v0.1 and v0.2 disagree on it
-        let id = Id::from_raw(raw).ok_or(ElfError::BadNote("bad ID length"))?;
+        let Some(id) = entry_id(n)? else { continue };
         count += 1;
         match id.alg() {
             Alg::Sha1 => {
@@ -439,24 +443,11 @@ pub fn linked_note_ids(bytes: &[u8]) -> Result<Vec<Id>, ElfError> {
         return Ok(Vec::new());
     };
     let region = e.bytes(sh.offset, sh.size)?;
-    let mut out = Vec::new();
-    for n in walk_notes(&e, region)? {
-        if n.name != NOTE_NAME && n.name != b"OMNIBOR" {
-            continue;
-        }
-        let raw = match n.desc.len() {
-            20 | 32 => n.desc,
-            33 if n.desc[32] == 0 => &n.desc[..32],
-            _ => continue,
-        };
-        if raw.iter().all(|&c| c == 0) {
-            continue;
-        }
-        if let Some(id) = Id::from_raw(raw) {
-            out.push(id);
-        }
-    }
-    Ok(out)
+    // an input's odd entry makes no ID, it does not hide the others
+    Ok(walk_notes(&e, region)?
+        .iter()
+        .filter_map(|n| entry_id(n).ok().flatten())
+        .collect())
 }
 
 pub fn read_note_file(path: &Path) -> Result<NoteIds, NoteFileError> {
