@@ -198,22 +198,26 @@ fn audit_finds_what_the_graph_lacks() {
     let store = t.join("store");
     t.write("a.c", "int a(void){return 1;}\n");
     t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
+    // the program linked under the shim, then audited
+    let link_and_audit = || {
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .args(["-g", "m.c", "a.o", "-o", "prog"]),
+        );
+        omnishim(&["audit", "--store"])
+            .arg(&store)
+            .arg(t.join("prog"))
+            .output()
+            .unwrap()
+    };
     // a.o compiled without the shim: the link lists it, but nothing below it
     run_ok(
         Command::new("gcc")
             .current_dir(t.path())
             .args(["-g", "-c", "a.c"]),
     );
-    run_ok(
-        shimmed(&t, "omnibor-cc", &store)
-            .current_dir(t.path())
-            .args(["-g", "m.c", "a.o", "-o", "prog"]),
-    );
-    let out = omnishim(&["audit", "--store"])
-        .arg(&store)
-        .arg(t.join("prog"))
-        .output()
-        .unwrap();
+    let out = link_and_audit();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -236,16 +240,7 @@ fn audit_finds_what_the_graph_lacks() {
             .current_dir(t.path())
             .args(["-g", "-c", "a.c"]),
     );
-    run_ok(
-        shimmed(&t, "omnibor-cc", &store)
-            .current_dir(t.path())
-            .args(["-g", "m.c", "a.o", "-o", "prog"]),
-    );
-    let out = omnishim(&["audit", "--store"])
-        .arg(&store)
-        .arg(t.join("prog"))
-        .output()
-        .unwrap();
+    let out = link_and_audit();
     assert_eq!(
         out.status.code(),
         Some(0),
