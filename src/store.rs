@@ -410,24 +410,45 @@ pub fn append_locked(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 /// A persistent cache of file IDs, keyed by what proves a file unchanged: device, inode, size,
 /// mtime and ctime in nanoseconds. Any write to the file changes ctime, so a stale entry can
-/// never be hit. Entries are whole files written atomically, safe under `make -j`.
+/// never be hit.
+///
+/// Entries are lines `<key> <sha1> <sha256> <elf|->` appended to one of 64 shard logs, chosen by
+/// the file's directory (so a step, whose inputs sit in a few directories, reads a few small
+/// logs). An append is one `write` with `O_APPEND`: concurrent steps never interleave, and the
+/// only thing a reader can see half-written is a last line without its newline, which is
+/// ignored. A new entry costs an append, not a file creation (which costs a few hundred
+/// microseconds on ext4, more than hashing a header). A log that has grown past
+/// `SHARD_CAP` (stale entries of rebuilt files) starts over: it is a cache.
 pub struct HashCache {
     dir: Option<PathBuf>,
+    shards: std::cell::RefCell<std::collections::HashMap<String, Shard>>,
 }
+
+#[derive(Default)]
+struct Shard {
+    text: String,
+    appender: Option<fs::File>,
+}
+
+const SHARD_COUNT: u32 = 64;
+const SHARD_CAP: u64 = 1 << 20;
 
 impl HashCache {
     pub fn new(store: &Store) -> HashCache {
         HashCache {
             dir: Some(store.meta().join("hashcache")),
+            shards: Default::default(),
         }
     }
 
     pub fn disabled() -> HashCache {
-        HashCache { dir: None }
+        HashCache {
+            dir: None,
+            shards: Default::default(),
+        }
     }
 
-    /// The entry name for a file's identity. Entries sit in one flat directory: shard
-    /// directories would cost one more file creation each in every new store.
+    /// The entry key for a file's identity.
     fn key(meta: &fs::Metadata) -> String {
         use std::os::unix::fs::MetadataExt;
         format!(
@@ -442,21 +463,79 @@ impl HashCache {
         )
     }
 
+    /// The shard log for a file: FNV-1a of its directory's path.
+    fn shard_of(path: &Path) -> String {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut h: u32 = 0x811c_9dc5;
+        for b in dir.as_os_str().as_bytes() {
+            h ^= u32::from(*b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        format!("{:02x}", h % SHARD_COUNT)
+    }
+
+    /// Run `f` on a shard, reading its log the first time this process needs it.
+    fn with_shard<T>(&self, dir: &Path, name: &str, f: impl FnOnce(&mut Shard) -> T) -> T {
+        let mut shards = self.shards.borrow_mut();
+        let shard = shards.entry(name.to_string()).or_insert_with(|| {
+            let path = dir.join(name);
+            let mut text = fs::read_to_string(&path).unwrap_or_default();
+            if text.len() as u64 > SHARD_CAP {
+                // start over; a concurrent append may land in the emptied log, which is fine
+                if let Ok(f) = OpenOptions::new().write(true).open(&path) {
+                    let _ = f.set_len(0);
+                }
+                text.clear();
+            }
+            Shard {
+                text,
+                appender: None,
+            }
+        });
+        f(shard)
+    }
+
+    fn add(&self, path: &Path, key: &str, c: &Cached) {
+        let Some(dir) = &self.dir else { return };
+        let kind = if c.elf { "elf" } else { "-" };
+        let line = format!("{key} {} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex());
+        let name = Self::shard_of(path);
+        self.with_shard(dir, &name, |s| {
+            if s.appender.is_none() {
+                let _ = fs::create_dir_all(dir);
+                s.appender = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(&name))
+                    .ok();
+            }
+            if let Some(f) = &mut s.appender {
+                // one write call: appends of concurrent steps never interleave
+                if f.write_all(line.as_bytes()).is_ok() {
+                    s.text.push_str(&line);
+                }
+            }
+        });
+    }
+
+    fn find(&self, path: &Path, key: &str) -> Option<Cached> {
+        let dir = self.dir.as_ref()?;
+        self.with_shard(dir, &Self::shard_of(path), |s| find_entry(&s.text, key))
+    }
+
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
     /// note), computed from the bytes written, so that the step reading it next (a link, an
     /// archive) does not hash it again. Nothing is kept if its size is not `len` any more.
     pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf: bool) {
-        let Some(dir) = &self.dir else { return };
+        if self.dir.is_none() {
+            return;
+        }
         let Ok(meta) = fs::metadata(path) else { return };
         if !meta.is_file() || meta.len() != len {
             return;
         }
-        let key = Self::key(&meta);
-        let kind = if elf { "elf" } else { "-" };
-        let _ = write_atomic(
-            &dir.join(key),
-            format!("{} {} {kind}\n", ids.sha1.hex(), ids.sha256.hex()).as_bytes(),
-        );
+        self.add(path, &Self::key(&meta), &Cached { ids: *ids, elf });
     }
 
     /// Both IDs of a file, from the cache when its identity is unchanged.
@@ -466,54 +545,55 @@ impl HashCache {
 
     /// IDs and whether the file is ELF (so that a cache hit needs no other read of the file).
     pub fn lookup(&self, path: &Path) -> io::Result<Cached> {
-        let Some(dir) = &self.dir else {
+        if self.dir.is_none() {
             return hash_with_kind(path);
-        };
+        }
         let before = fs::metadata(path)?;
         if !before.is_file() {
             return hash_with_kind(path); // gives the proper error
         }
-        let entry = dir.join(Self::key(&before));
-        if let Some(s) = read_small(&entry) {
-            let mut w = s.split_whitespace();
-            if let (Some(a), Some(b), Some(k)) = (w.next(), w.next(), w.next()) {
-                if let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) {
-                    return Ok(Cached {
-                        ids: Ids { sha1, sha256 },
-                        elf: k == "elf",
-                    });
-                }
-            }
+        let key = Self::key(&before);
+        if let Some(c) = self.find(path, &key) {
+            return Ok(c);
         }
         let c = hash_with_kind(path)?;
         // Only cache when the file did not change while we read it.
-        if let Ok(after) = fs::metadata(path) {
-            if Self::key(&after) == Self::key(&before) {
-                let kind = if c.elf { "elf" } else { "-" };
-                let _ = write_atomic(
-                    &entry,
-                    format!("{} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex()).as_bytes(),
-                );
-            }
+        if fs::metadata(path).is_ok_and(|after| Self::key(&after) == key) {
+            self.add(path, &key, &c);
         }
         Ok(c)
     }
 }
 
-/// A small file's text in one read (open, read, close: no size query, no second read for
-/// the end), for the hash cache entries every step reads for each of its inputs.
-fn read_small(path: &Path) -> Option<String> {
-    use std::io::Read;
-    let mut buf = [0u8; 256];
-    let mut f = fs::File::open(path).ok()?;
-    let n = f.read(&mut buf).ok()?;
-    // an entry is ~110 bytes; a short read of a longer file is not an entry
-    if n == 0 || n == buf.len() || buf[n - 1] != b'\n' {
-        return None;
+/// The entry for `key` in a shard log's text. Only whole lines count (a last line without
+/// its newline may still be being written), and a line that does not parse is no entry.
+fn find_entry(text: &str, key: &str) -> Option<Cached> {
+    let text = &text[..text.rfind('\n')? + 1];
+    for (at, _) in text.match_indices(key) {
+        if at > 0 && text.as_bytes()[at - 1] != b'\n' {
+            continue;
+        }
+        let end = text[at..].find('\n').map_or(text.len(), |e| at + e);
+        let mut w = text[at + key.len()..end].split(' ');
+        if w.next() != Some("") {
+            continue; // a longer key that starts with this one
+        }
+        let (Some(a), Some(b), Some(k), None) = (w.next(), w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
+            continue;
+        };
+        if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
+            continue;
+        }
+        return Some(Cached {
+            ids: Ids { sha1, sha256 },
+            elf: k == "elf",
+        });
     }
-    String::from_utf8(buf[..n].to_vec()).ok()
+    None
 }
-
 /// What the hash cache knows of a file.
 #[derive(Clone, Copy, Debug)]
 pub struct Cached {
@@ -546,6 +626,111 @@ mod tests {
         assert_eq!(Store::locate(None, &deep).root(), t.path().join("a/.bom"));
         let env = std::ffi::OsString::from("/x/y");
         assert_eq!(Store::locate(Some(&env), &deep).root(), Path::new("/x/y"));
+    }
+
+    #[test]
+    fn hash_cache_entries_are_whole_lines_of_the_exact_key() {
+        let a = gitoid::ids_of_bytes(b"a");
+        let line = |k: &str| format!("{k} {} {} elf\n", a.sha1.hex(), a.sha256.hex());
+        let text = line("1-2-3");
+        assert!(find_entry(&text, "1-2-3").is_some_and(|c| c.elf && c.ids == a));
+        // a key that only starts with, or ends with, the one asked for
+        assert!(find_entry(&line("1-2-34"), "1-2-3").is_none());
+        assert!(find_entry(&line("01-2-3"), "1-2-3").is_none());
+        // a last line still being written (no newline yet)
+        assert!(find_entry(text.trim_end(), "1-2-3").is_none());
+        // torn or foreign lines are no entries; a later good line still is
+        let bad = format!(
+            "1-2-3 {} {}\n1-2-3 zz {} -\n{text}",
+            a.sha1.hex(),
+            a.sha1.hex(),
+            a.sha256.hex()
+        );
+        assert!(find_entry(&bad, "1-2-3").is_some_and(|c| c.ids == a));
+        assert!(find_entry(&bad[..bad.len() - text.len()], "1-2-3").is_none());
+    }
+
+    #[test]
+    fn hash_cache_hits_only_an_unchanged_file() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path().join("store"));
+        let f = t.path().join("x.h");
+        fs::write(&f, "one").unwrap();
+        let one = gitoid::ids_of_bytes(b"one");
+        assert_eq!(HashCache::new(&s).ids(&f).unwrap(), one);
+        // a forged entry for the file's identity is believed by a new process: it is a cache
+        let log = s.meta().join("hashcache").join(HashCache::shard_of(&f));
+        let text = fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let forged = gitoid::ids_of_bytes(b"forged");
+        let key = text.split(' ').next().unwrap();
+        fs::write(
+            &log,
+            format!("{key} {} {} -\n", forged.sha1.hex(), forged.sha256.hex()),
+        )
+        .unwrap();
+        assert_eq!(HashCache::new(&s).ids(&f).unwrap(), forged);
+        // any write changes the identity (same size included): never the old entry
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(&f, "two").unwrap();
+        assert_eq!(
+            HashCache::new(&s).ids(&f).unwrap(),
+            gitoid::ids_of_bytes(b"two")
+        );
+        assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn hash_cache_appends_from_many_writers_stay_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path().join("store"));
+        let dir = t.path().join("src");
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..400 {
+            fs::write(dir.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        std::thread::scope(|scope| {
+            for w in 0..8 {
+                let (s, dir) = (&s, &dir);
+                scope.spawn(move || {
+                    let c = HashCache::new(s); // each its own files, like separate steps
+                    for i in (w..400).step_by(8) {
+                        c.ids(&dir.join(format!("f{i}"))).unwrap();
+                    }
+                });
+            }
+        });
+        let log = s
+            .meta()
+            .join("hashcache")
+            .join(HashCache::shard_of(&dir.join("f0")));
+        let text = fs::read_to_string(log).unwrap();
+        assert_eq!(text.lines().count(), 400);
+        let c = HashCache::new(&s);
+        for i in 0..400 {
+            let p = dir.join(format!("f{i}"));
+            let key = HashCache::key(&fs::metadata(&p).unwrap());
+            assert_eq!(
+                find_entry(&text, &key).map(|c| c.ids),
+                Some(gitoid::ids_of_bytes(format!("file {i}").as_bytes()))
+            );
+            assert_eq!(
+                c.ids(&p).unwrap(),
+                gitoid::ids_of_bytes(format!("file {i}").as_bytes())
+            );
+        }
+        // hits add nothing
+        assert_eq!(
+            fs::read_to_string(
+                s.meta()
+                    .join("hashcache")
+                    .join(HashCache::shard_of(&dir.join("f0")))
+            )
+            .unwrap()
+            .lines()
+            .count(),
+            400
+        );
     }
 
     #[test]

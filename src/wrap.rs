@@ -154,12 +154,14 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
     let text = std::fs::read(log).unwrap_or_default();
     let new = text.get(start as usize..).unwrap_or(&[]);
     let mut recorded = 0;
+    let mut self_us = 0u64;
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut outputs: Vec<PathBuf> = Vec::new();
     for line in String::from_utf8_lossy(new).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        self_us += v["self_us"].as_u64().unwrap_or(0);
         if v["status"] == "recorded" {
             recorded += 1;
             for o in v["outputs"].as_array().into_iter().flatten() {
@@ -199,11 +201,12 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
     let not: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} ({r})")).collect();
     let manifests = count_objects(store.root()).saturating_sub(objects_before);
     eprintln!(
-        "omnishim: {recorded} steps recorded; {} not recorded{}{}; {manifests} new manifests in {}; top-level outputs: {}",
+        "omnishim: {recorded} steps recorded; {} not recorded{}{}; {manifests} new manifests in {}; the shims' own CPU time {:.2} s; top-level outputs: {}",
         reasons.values().sum::<usize>(),
         if not.is_empty() { "" } else { ": " },
         not.join(", "),
         store.root().display(),
+        self_us as f64 / 1e6,
         if top.is_empty() { "none".to_string() } else { top.join(" ") }
     );
 }

@@ -76,6 +76,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             "cwd": rec.cwd.to_string_lossy(),
             "argv": expanded,
             "outputs": recorded,
+            "self_us": super::self_cpu_us(),
         }))?;
         Ok(())
     })();

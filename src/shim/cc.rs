@@ -470,6 +470,7 @@ fn collect_and_record(
         "cwd": rec.cwd.to_string_lossy(),
         "argv": original,
         "outputs": recorded,
+        "self_us": super::self_cpu_us(),
     }))?;
     Ok(())
 }

@@ -94,6 +94,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             "cwd": rec.cwd.to_string_lossy(),
             "argv": expanded,
             "outputs": [rec.abs(out).to_string_lossy()],
+            "self_us": super::self_cpu_us(),
         }))?;
         Ok(())
     })();

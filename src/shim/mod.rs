@@ -45,6 +45,19 @@ pub fn report_failure(what: &str, err: &dyn std::fmt::Display) -> Option<i32> {
 
 /// Log a step we pass through without recording (the reason goes to the store's step log,
 /// not to the terminal: the build must look as it would without us).
+/// The CPU time this shim process has used itself (user + system, not its children), in
+/// microseconds: logged with each step, so that the wrapper's own cost can be told apart from
+/// the tools' in a noisy build.
+pub fn self_cpu_us() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let us = |t: libc::timeval| (t.tv_sec as u64) * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
 pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
     if let Ok(rec) = record::Recorder::new() {
         let _ = rec.store.log_step(&serde_json::json!({
@@ -53,6 +66,7 @@ pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
             "tool": tool.to_string_lossy(),
             "cwd": rec.cwd.to_string_lossy(),
             "argv": args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+            "self_us": self_cpu_us(),
         }));
     }
 }

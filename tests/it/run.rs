@@ -151,4 +151,19 @@ fn run_passes_the_exit_status_and_prints_a_summary() {
         err.contains(&format!("top-level outputs: {}", t.join("x.o").display())),
         "{err}"
     );
+    // each step logs the shim process's own CPU time (children excluded); the summary adds
+    // them up
+    let log = std::fs::read_to_string(t.join("store/metadata/omnishim/steps.log")).unwrap();
+    let mut total = 0;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let us = v["self_us"].as_u64().unwrap_or_else(|| panic!("no self_us: {line}"));
+        // a process that ran, and a sane figure
+        assert!(us > 0 && us < 2_000_000, "{line}");
+        total += us;
+    }
+    assert!(
+        err.contains(&format!("the shims' own CPU time {:.2} s;", total as f64 / 1e6)),
+        "{err}"
+    );
 }
