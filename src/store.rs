@@ -426,8 +426,22 @@ pub struct HashCache {
 
 #[derive(Default)]
 struct Shard {
-    text: String,
+    /// key -> the rest of its line (IDs and kind), from whole lines only
+    entries: std::collections::HashMap<String, String>,
     appender: Option<fs::File>,
+}
+
+impl Shard {
+    /// Index a log's text. Only whole lines count: a last line without its newline may still
+    /// be being written.
+    fn index(text: &str) -> std::collections::HashMap<String, String> {
+        let whole = text.rfind('\n').map_or("", |e| &text[..e]);
+        whole
+            .split('\n')
+            .filter_map(|l| l.split_once(' '))
+            .map(|(k, rest)| (k.to_string(), rest.to_string()))
+            .collect()
+    }
 }
 
 const SHARD_COUNT: u32 = 64;
@@ -489,7 +503,7 @@ impl HashCache {
                 text.clear();
             }
             Shard {
-                text,
+                entries: Shard::index(&text),
                 appender: None,
             }
         });
@@ -513,7 +527,9 @@ impl HashCache {
             if let Some(f) = &mut s.appender {
                 // one write call: appends of concurrent steps never interleave
                 if f.write_all(line.as_bytes()).is_ok() {
-                    s.text.push_str(&line);
+                    if let Some((k, rest)) = line.trim_end().split_once(' ') {
+                        s.entries.insert(k.to_string(), rest.to_string());
+                    }
                 }
             }
         });
@@ -521,7 +537,9 @@ impl HashCache {
 
     fn find(&self, path: &Path, key: &str) -> Option<Cached> {
         let dir = self.dir.as_ref()?;
-        self.with_shard(dir, &Self::shard_of(path), |s| find_entry(&s.text, key))
+        self.with_shard(dir, &Self::shard_of(path), |s| {
+            s.entries.get(key).and_then(|rest| parse_entry(rest))
+        })
     }
 
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
@@ -565,35 +583,30 @@ impl HashCache {
     }
 }
 
-/// The entry for `key` in a shard log's text. Only whole lines count (a last line without
-/// its newline may still be being written), and a line that does not parse is no entry.
-fn find_entry(text: &str, key: &str) -> Option<Cached> {
-    let text = &text[..text.rfind('\n')? + 1];
-    for (at, _) in text.match_indices(key) {
-        if at > 0 && text.as_bytes()[at - 1] != b'\n' {
-            continue;
-        }
-        let end = text[at..].find('\n').map_or(text.len(), |e| at + e);
-        let mut w = text[at + key.len()..end].split(' ');
-        if w.next() != Some("") {
-            continue; // a longer key that starts with this one
-        }
-        let (Some(a), Some(b), Some(k), None) = (w.next(), w.next(), w.next(), w.next()) else {
-            continue;
-        };
-        let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
-            continue;
-        };
-        if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
-            continue;
-        }
-        return Some(Cached {
-            ids: Ids { sha1, sha256 },
-            elf: k == "elf",
-        });
+/// An entry's IDs and kind (`<sha1> <sha256> <elf|->`); a line that does not parse is no
+/// entry.
+fn parse_entry(rest: &str) -> Option<Cached> {
+    let mut w = rest.split(' ');
+    let (Some(a), Some(b), Some(k), None) = (w.next(), w.next(), w.next(), w.next()) else {
+        return None;
+    };
+    let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
+        return None;
+    };
+    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
+        return None;
     }
-    None
+    Some(Cached {
+        ids: Ids { sha1, sha256 },
+        elf: k == "elf",
+    })
 }
+
+#[cfg(test)]
+fn find_entry(text: &str, key: &str) -> Option<Cached> {
+    Shard::index(text).get(key).and_then(|r| parse_entry(r))
+}
+
 /// What the hash cache knows of a file.
 #[derive(Clone, Copy, Debug)]
 pub struct Cached {

@@ -734,16 +734,8 @@ fn dpkg_buildpackage_zlib_notes_survive_into_the_debs() {
     let src = t.join("zlib");
     corpus("zlib", false, &src);
     let store = t.join("store");
-    run_ok(
-        Command::new(need("dpkg-checkbuilddeps"))
-            .args(["-P", "nobiarch"])
-            .current_dir(&src),
-    );
-    wrapped_build(
-        &src,
-        &store,
-        "dpkg-buildpackage -b -uc -us -Pnobiarch >/dev/null 2>&1",
-    );
+    run_ok(Command::new(need("dpkg-checkbuilddeps")).current_dir(&src));
+    wrapped_build(&src, &store, "dpkg-buildpackage -b -uc -us >/dev/null 2>&1");
     let debs: Vec<PathBuf> = std::fs::read_dir(t.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -761,6 +753,15 @@ fn dpkg_buildpackage_zlib_notes_survive_into_the_debs() {
         .filter(|f| f.to_string_lossy().contains("libz.so.1.2.13"))
         .collect();
     assert!(!libs.is_empty(), "{files:?}");
+    // the biarch variant (lib32z1, built with gcc -m32 under the same shims) too
+    let lib32: Vec<&PathBuf> = libs
+        .iter()
+        .copied()
+        .filter(|f| f.to_string_lossy().contains("/usr/lib32/"))
+        .collect();
+    assert_eq!(lib32.len(), 1, "{files:?}");
+    let header = stdout(Command::new(need("readelf")).arg("-h").arg(lib32[0]));
+    assert!(header.contains("ELF32"), "{header}");
     // each reaches zlib's inflate.c (debian/rules builds from copies of the tree: by ID)
     let inflate = gitoid::ids_of_file(&src.join("inflate.c"))
         .unwrap()

@@ -157,13 +157,18 @@ fn run_passes_the_exit_status_and_prints_a_summary() {
     let mut total = 0;
     for line in log.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let us = v["self_us"].as_u64().unwrap_or_else(|| panic!("no self_us: {line}"));
+        let us = v["self_us"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no self_us: {line}"));
         // a process that ran, and a sane figure
         assert!(us > 0 && us < 2_000_000, "{line}");
         total += us;
     }
     assert!(
-        err.contains(&format!("the shims' own CPU time {:.2} s;", total as f64 / 1e6)),
+        err.contains(&format!(
+            "the shims' own CPU time {:.2} s;",
+            total as f64 / 1e6
+        )),
         "{err}"
     );
 }
