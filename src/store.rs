@@ -144,6 +144,17 @@ impl Store {
         write_atomic(&path, want.as_bytes())
     }
 
+    /// The two-hex-digit directories of the target index for one algorithm.
+    pub fn target_prefixes(&self, alg: Alg) -> std::collections::HashSet<String> {
+        let dir = self.meta().join("targets").join(alg.name());
+        fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn get_target(&self, artifact: &Id) -> Option<Id> {
         let s = fs::read_to_string(self.target_path(artifact)).ok()?;
         Id::from_hex(s.trim_end()).ok()
@@ -426,21 +437,79 @@ pub struct HashCache {
 
 #[derive(Default)]
 struct Shard {
-    /// key -> the rest of its line (IDs and kind), from whole lines only
-    entries: std::collections::HashMap<String, String>,
+    /// The log's whole lines, and where each key's line starts (keyed by the key's FNV hash:
+    /// no allocation per line; a lookup compares the key itself, so a hash collision is only
+    /// a miss).
+    text: String,
+    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHash>>,
     appender: Option<fs::File>,
+}
+
+/// The FNV-1a hash is the map's hash already: pass it through.
+#[derive(Default)]
+struct KeyHash(u64);
+
+impl std::hash::Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 impl Shard {
     /// Index a log's text. Only whole lines count: a last line without its newline may still
     /// be being written.
-    fn index(text: &str) -> std::collections::HashMap<String, String> {
-        let whole = text.rfind('\n').map_or("", |e| &text[..e]);
-        whole
-            .split('\n')
-            .filter_map(|l| l.split_once(' '))
-            .map(|(k, rest)| (k.to_string(), rest.to_string()))
-            .collect()
+    fn new(mut text: String) -> Shard {
+        text.truncate(text.rfind('\n').map_or(0, |e| e + 1));
+        let mut shard = Shard {
+            index: Default::default(),
+            text: String::new(),
+            appender: None,
+        };
+        shard.index.reserve(text.len() / 160);
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            if let Some((k, _)) = line.split_once(' ') {
+                shard.index.insert(fnv1a(k), at);
+            }
+            at += line.len();
+        }
+        shard.text = text;
+        shard
+    }
+
+    /// Append a whole line (ending in a newline) to the text and the index.
+    fn push(&mut self, line: &str) {
+        if let Some((k, _)) = line.split_once(' ') {
+            self.index.insert(fnv1a(k), self.text.len());
+        }
+        self.text.push_str(line);
+    }
+
+    fn get(&self, key: &str) -> Option<Cached> {
+        let at = *self.index.get(&fnv1a(key))?;
+        let line = self.text[at..].split('\n').next()?;
+        let (k, rest) = line.split_once(' ')?;
+        if k != key {
+            return None;
+        }
+        parse_entry(rest)
     }
 }
 
@@ -502,10 +571,7 @@ impl HashCache {
                 }
                 text.clear();
             }
-            Shard {
-                entries: Shard::index(&text),
-                appender: None,
-            }
+            Shard::new(text)
         });
         f(shard)
     }
@@ -527,9 +593,7 @@ impl HashCache {
             if let Some(f) = &mut s.appender {
                 // one write call: appends of concurrent steps never interleave
                 if f.write_all(line.as_bytes()).is_ok() {
-                    if let Some((k, rest)) = line.trim_end().split_once(' ') {
-                        s.entries.insert(k.to_string(), rest.to_string());
-                    }
+                    s.push(&line);
                 }
             }
         });
@@ -537,9 +601,7 @@ impl HashCache {
 
     fn find(&self, path: &Path, key: &str) -> Option<Cached> {
         let dir = self.dir.as_ref()?;
-        self.with_shard(dir, &Self::shard_of(path), |s| {
-            s.entries.get(key).and_then(|rest| parse_entry(rest))
-        })
+        self.with_shard(dir, &Self::shard_of(path), |s| s.get(key))
     }
 
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
@@ -604,7 +666,7 @@ fn parse_entry(rest: &str) -> Option<Cached> {
 
 #[cfg(test)]
 fn find_entry(text: &str, key: &str) -> Option<Cached> {
-    Shard::index(text).get(key).and_then(|r| parse_entry(r))
+    Shard::new(text.to_string()).get(key)
 }
 
 /// What the hash cache knows of a file.

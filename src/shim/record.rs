@@ -59,6 +59,10 @@ pub struct Recorder {
     pub store: Store,
     cache: HashCache,
     pub cwd: PathBuf,
+    /// The `targets/sha1/<xx>` directories there are, read once: most inputs (every header)
+    /// have no target, and a missing directory answers that without a lookup per input.
+    /// Steps that made targets this one reads ran before it started.
+    target_dirs: std::cell::OnceCell<std::collections::HashSet<String>>,
 }
 
 /// `cwd/p`, with `.` and `..` folded lexically (symlinks are left as the tool saw them).
@@ -122,7 +126,12 @@ impl Recorder {
             None => Store::locate(None, &cwd),
         };
         let cache = HashCache::new(&store);
-        Ok(Recorder { store, cache, cwd })
+        Ok(Recorder {
+            store,
+            cache,
+            cwd,
+            target_dirs: Default::default(),
+        })
     }
 
     pub fn abs(&self, p: &Path) -> PathBuf {
@@ -153,6 +162,12 @@ impl Recorder {
     /// Manifests from the target index; both are always recorded together, so a file with
     /// no sha1 entry (every header) costs one lookup.
     pub fn target(&self, ids: &Ids) -> NoteIds {
+        let dirs = self
+            .target_dirs
+            .get_or_init(|| self.store.target_prefixes(gitoid::Alg::Sha1));
+        if !dirs.contains(&ids.sha1.hex()[..2]) {
+            return NoteIds::default();
+        }
         match self.store.get_target(&ids.sha1) {
             None => NoteIds::default(),
             sha1 => NoteIds {
