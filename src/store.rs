@@ -435,7 +435,6 @@ pub struct HashCache {
     shards: std::cell::RefCell<std::collections::HashMap<String, Shard>>,
 }
 
-#[derive(Default)]
 struct Shard {
     /// The log's whole lines, and where each key's line starts (keyed by the key's FNV hash:
     /// no allocation per line; a lookup compares the key itself, so a hash collision is only
@@ -463,9 +462,9 @@ impl std::hash::Hasher for KeyHash {
     }
 }
 
-fn fnv1a(s: &str) -> u64 {
+fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
+    for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -486,7 +485,7 @@ impl Shard {
         let mut at = 0;
         for line in text.split_inclusive('\n') {
             if let Some((k, _)) = line.split_once(' ') {
-                shard.index.insert(fnv1a(k), at);
+                shard.index.insert(fnv1a(k.as_bytes()), at);
             }
             at += line.len();
         }
@@ -497,13 +496,13 @@ impl Shard {
     /// Append a whole line (ending in a newline) to the text and the index.
     fn push(&mut self, line: &str) {
         if let Some((k, _)) = line.split_once(' ') {
-            self.index.insert(fnv1a(k), self.text.len());
+            self.index.insert(fnv1a(k.as_bytes()), self.text.len());
         }
         self.text.push_str(line);
     }
 
     fn get(&self, key: &str) -> Option<Cached> {
-        let at = *self.index.get(&fnv1a(key))?;
+        let at = *self.index.get(&fnv1a(key.as_bytes()))?;
         let line = self.text[at..].split('\n').next()?;
         let (k, rest) = line.split_once(' ')?;
         if k != key {
@@ -513,7 +512,7 @@ impl Shard {
     }
 }
 
-const SHARD_COUNT: u32 = 64;
+const SHARD_COUNT: u64 = 64;
 const SHARD_CAP: u64 = 1 << 20;
 
 impl HashCache {
@@ -550,12 +549,7 @@ impl HashCache {
     fn shard_of(path: &Path) -> String {
         use std::os::unix::ffi::OsStrExt;
         let dir = path.parent().unwrap_or(Path::new(""));
-        let mut h: u32 = 0x811c_9dc5;
-        for b in dir.as_os_str().as_bytes() {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        format!("{:02x}", h % SHARD_COUNT)
+        format!("{:02x}", fnv1a(dir.as_os_str().as_bytes()) % SHARD_COUNT)
     }
 
     /// Run `f` on a shard, reading its log the first time this process needs it.

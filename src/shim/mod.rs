@@ -43,8 +43,6 @@ pub fn report_failure(what: &str, err: &dyn std::fmt::Display) -> Option<i32> {
     }
 }
 
-/// Log a step we pass through without recording (the reason goes to the store's step log,
-/// not to the terminal: the build must look as it would without us).
 /// The CPU time this shim process has used itself (user + system, not its children), in
 /// microseconds: logged with each step, so that the wrapper's own cost can be told apart from
 /// the tools' in a noisy build.
@@ -58,6 +56,8 @@ pub fn self_cpu_us() -> u64 {
     us(ru.ru_utime) + us(ru.ru_stime)
 }
 
+/// Log a step we pass through without recording (the reason goes to the store's step log,
+/// not to the terminal: the build must look as it would without us).
 pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
     if let Ok(rec) = record::Recorder::new() {
         let _ = rec.store.log_step(&serde_json::json!({
