@@ -369,8 +369,6 @@ fn walk_notes<'a>(e: &Elf<'a>, region: &'a [u8]) -> Result<Vec<NoteEntry<'a>>, E
     Ok(out)
 }
 
-/// Collect OMNIBOR entries. Several entries of one algorithm (notes concatenated by a linker
-/// that nobody rewrote) are reported as the first one; `count` tells how many there were.
 /// The manifest ID an entry holds: None for other notes and for a placeholder not yet
 /// rewritten (zeros). The type is not trusted (v0.1 and v0.2 disagree on it): the
 /// descriptor length tells the algorithm.
@@ -395,6 +393,8 @@ fn entry_id(n: &NoteEntry) -> Result<Option<Id>, ElfError> {
         .ok_or(ElfError::BadNote("bad ID length"))
 }
 
+/// Collect OMNIBOR entries. Several entries of one algorithm (notes concatenated by a linker
+/// that nobody rewrote) are reported as the first one; `count` tells how many there were.
 fn collect(entries: &[NoteEntry]) -> Result<(NoteIds, usize), ElfError> {
     let mut ids = NoteIds::default();
     let mut count = 0;

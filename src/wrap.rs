@@ -178,10 +178,12 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
     outputs.sort();
     outputs.dedup();
     // which outputs feed others
+    let cache = crate::store::HashCache::new(store);
     let mut consumed: HashSet<Id> = HashSet::new();
     let mut ids: Vec<(PathBuf, Id)> = Vec::new();
     for o in &outputs {
-        let Ok(i) = crate::gitoid::ids_of_file(o) else {
+        // the shims remembered their outputs' IDs: no second hash of them
+        let Ok(i) = cache.ids(o) else {
             continue;
         };
         ids.push((o.clone(), i.sha1));

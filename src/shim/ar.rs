@@ -70,14 +70,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             record_archive(&rec, Path::new(a))?;
             recorded.push(rec.abs(Path::new(a)).to_string_lossy().into_owned());
         }
-        rec.store.log_step(&serde_json::json!({
-            "status": "recorded",
-            "tool": tool.to_string_lossy(),
-            "cwd": rec.cwd.to_string_lossy(),
-            "argv": expanded,
-            "outputs": recorded,
-            "self_us": super::self_cpu_us(),
-        }))?;
+        super::log_recorded(&rec, &tool, &expanded, &recorded)?;
         Ok(())
     })();
     super::finish(status, &what, result)

@@ -464,13 +464,6 @@ fn collect_and_record(
         }
         _ => {}
     }
-    rec.store.log_step(&serde_json::json!({
-        "status": "recorded",
-        "tool": r.tool.to_string_lossy(),
-        "cwd": rec.cwd.to_string_lossy(),
-        "argv": original,
-        "outputs": recorded,
-        "self_us": super::self_cpu_us(),
-    }))?;
+    super::log_recorded(&rec, &r.tool, original, &recorded)?;
     Ok(())
 }

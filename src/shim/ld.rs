@@ -88,14 +88,8 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             out,
             &expanded,
         )?;
-        rec.store.log_step(&serde_json::json!({
-            "status": "recorded",
-            "tool": tool.to_string_lossy(),
-            "cwd": rec.cwd.to_string_lossy(),
-            "argv": expanded,
-            "outputs": [rec.abs(out).to_string_lossy()],
-            "self_us": super::self_cpu_us(),
-        }))?;
+        let outputs = [rec.abs(out).to_string_lossy().into_owned()];
+        super::log_recorded(&rec, &tool, &expanded, &outputs)?;
         Ok(())
     })();
     drop(tmp);

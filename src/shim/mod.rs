@@ -43,10 +43,39 @@ pub fn report_failure(what: &str, err: &dyn std::fmt::Display) -> Option<i32> {
     }
 }
 
+/// Append a step's record to the store's step log, with the CPU time this shim process has
+/// used itself so far (`self_us`), so that the wrapper's own cost can be told apart from the
+/// tools' in a noisy build.
+fn log_step(
+    store: &crate::store::Store,
+    mut record: serde_json::Value,
+) -> Result<(), crate::store::StoreError> {
+    record["self_us"] = self_cpu_us().into();
+    store.log_step(&record)
+}
+
+/// Log a step whose outputs were recorded.
+pub fn log_recorded(
+    rec: &record::Recorder,
+    tool: &Path,
+    argv: &[String],
+    outputs: &[String],
+) -> Result<(), crate::store::StoreError> {
+    log_step(
+        &rec.store,
+        serde_json::json!({
+            "status": "recorded",
+            "tool": tool.to_string_lossy(),
+            "cwd": rec.cwd.to_string_lossy(),
+            "argv": argv,
+            "outputs": outputs,
+        }),
+    )
+}
+
 /// The CPU time this shim process has used itself (user + system, not its children), in
-/// microseconds: logged with each step, so that the wrapper's own cost can be told apart from
-/// the tools' in a noisy build.
-pub fn self_cpu_us() -> u64 {
+/// microseconds.
+fn self_cpu_us() -> u64 {
     // SAFETY: getrusage only writes the struct it is given
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
@@ -60,14 +89,16 @@ pub fn self_cpu_us() -> u64 {
 /// not to the terminal: the build must look as it would without us).
 pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
     if let Ok(rec) = record::Recorder::new() {
-        let _ = rec.store.log_step(&serde_json::json!({
-            "status": "not recorded",
-            "reason": reason,
-            "tool": tool.to_string_lossy(),
-            "cwd": rec.cwd.to_string_lossy(),
-            "argv": args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
-            "self_us": self_cpu_us(),
-        }));
+        let _ = log_step(
+            &rec.store,
+            serde_json::json!({
+                "status": "not recorded",
+                "reason": reason,
+                "tool": tool.to_string_lossy(),
+                "cwd": rec.cwd.to_string_lossy(),
+                "argv": args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+            }),
+        );
     }
 }
 
