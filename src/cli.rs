@@ -9,7 +9,6 @@ use crate::store::Store;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -195,6 +194,21 @@ enum NoteCmd {
 enum StoreCmd {
     /// Check that every object hashes to its name and every referenced manifest is present.
     Verify,
+}
+
+/// A process exit status (main leaves through `std::process::exit`, without the Rust
+/// runtime's `main`: see main.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitCode(pub u8);
+
+impl ExitCode {
+    pub const SUCCESS: ExitCode = ExitCode(0);
+}
+
+impl From<u8> for ExitCode {
+    fn from(code: u8) -> ExitCode {
+        ExitCode(code)
+    }
 }
 
 pub fn main() -> ExitCode {

@@ -1,10 +1,25 @@
+#![no_main]
 //! One multicall binary: `omnishim` (the CLI) and the shims, told apart by argv[0].
 
 use omnishim::classify::{family_of, Family};
+use omnishim::cli::ExitCode;
 use omnishim::shim::{self, Invoked};
-use std::process::ExitCode;
 
-fn main() -> ExitCode {
+// No Rust runtime start-up: a shim starts for every compile, link and archive step, and the
+// runtime's own start (it reads /proc/self/maps to place the main thread's stack guard and
+// installs stack-overflow handlers) costs every step time and gives a shim nothing. Arguments
+// come from glibc as before (std::env reads them at load time); leaving goes through
+// `std::process::exit`, which flushes stdout. SIGPIPE keeps the disposition we were started
+// with (the runtime would ignore it): `omnishim resolve ... | head` ends quietly.
+#[no_mangle]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    std::process::exit(start().0.into())
+}
+
+fn start() -> ExitCode {
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
