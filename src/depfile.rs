@@ -11,17 +11,20 @@ pub struct Rule {
 
 /// Parse every rule. Phony rules from `-MP` come out with no prerequisites.
 pub fn parse(text: &str) -> Vec<Rule> {
+    // Bytes, not chars: every byte with a meaning here is ASCII, so tokens split between
+    // them stay valid UTF-8 (a depfile lists every header of a compile: tens of kilobytes).
+    let b = text.as_bytes();
     let mut rules = Vec::new();
     let mut cur = Rule::default();
     let mut seen_colon = false;
-    let mut tok = String::new();
+    let mut tok: Vec<u8> = Vec::new();
     let mut in_tok = false;
-    let b: Vec<char> = text.chars().collect();
     let mut i = 0;
 
-    fn end_tok(tok: &mut String, in_tok: &mut bool, cur: &mut Rule, seen_colon: bool) {
+    fn end_tok(tok: &mut Vec<u8>, in_tok: &mut bool, cur: &mut Rule, seen_colon: bool) {
         if *in_tok {
-            let t = std::mem::take(tok);
+            let t = String::from_utf8(std::mem::take(tok))
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             if seen_colon {
                 cur.prereqs.push(t);
             } else {
@@ -33,46 +36,56 @@ pub fn parse(text: &str) -> Vec<Rule> {
 
     while i < b.len() {
         let c = b[i];
+        let next = b.get(i + 1).copied();
         match c {
-            '\\' if i + 1 < b.len() && b[i + 1] == '\n' => {
+            b'\\' if next == Some(b'\n') => {
                 end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
                 i += 2;
                 continue;
             }
-            '\\' if i + 2 < b.len() && b[i + 1] == '\r' && b[i + 2] == '\n' => {
+            b'\\' if next == Some(b'\r') && b.get(i + 2) == Some(&b'\n') => {
                 end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
                 i += 3;
                 continue;
             }
-            '\\' if i + 1 < b.len() && matches!(b[i + 1], ' ' | '#' | '\t' | ':') => {
+            b'\\' if matches!(next, Some(b' ' | b'#' | b'\t' | b':')) => {
                 tok.push(b[i + 1]);
                 in_tok = true;
                 i += 2;
                 continue;
             }
-            '$' if i + 1 < b.len() && b[i + 1] == '$' => {
-                tok.push('$');
+            b'$' if next == Some(b'$') => {
+                tok.push(b'$');
                 in_tok = true;
                 i += 2;
                 continue;
             }
-            ' ' | '\t' | '\r' => end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon),
-            '\n' => {
+            b' ' | b'\t' | b'\r' => end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon),
+            b'\n' => {
                 end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
                 if !cur.targets.is_empty() || !cur.prereqs.is_empty() {
                     rules.push(std::mem::take(&mut cur));
                 }
                 seen_colon = false;
             }
-            ':' if !seen_colon
-                && (i + 1 >= b.len() || matches!(b[i + 1], ' ' | '\t' | '\n' | '\r' | '\\')) =>
+            b':' if !seen_colon
+                && matches!(next, None | Some(b' ' | b'\t' | b'\n' | b'\r' | b'\\')) =>
             {
                 end_tok(&mut tok, &mut in_tok, &mut cur, seen_colon);
                 seen_colon = true;
             }
             _ => {
-                tok.push(c);
+                // the rest of a run of plain bytes at once
+                let start = i;
+                i += 1;
+                while i < b.len()
+                    && !matches!(b[i], b'\\' | b'$' | b' ' | b'\t' | b'\r' | b'\n' | b':')
+                {
+                    i += 1;
+                }
+                tok.extend_from_slice(&b[start..i]);
                 in_tok = true;
+                continue;
             }
         }
         i += 1;

@@ -173,13 +173,15 @@ impl Store {
         let Some((first, _)) = pairs.first() else {
             return Ok(());
         };
-        let mut text = String::new();
+        let mut text = String::with_capacity(pairs.len() * 170);
         for (ids, path) in pairs {
             let p = path.to_string_lossy();
             if p.contains('\n') {
                 continue;
             }
-            text.push_str(&format!("{} {} {}\n", ids.sha1.hex(), ids.sha256.hex(), p));
+            for part in [&ids.sha1.hex(), " ", &ids.sha256.hex(), " ", &p, "\n"] {
+                text.push_str(part);
+            }
         }
         // 16 shards keep lock waits short under make -j; more would only cost file creations
         // (a few hundred microseconds each on the disk measured) in every new store

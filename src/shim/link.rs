@@ -171,11 +171,12 @@ fn record_members(
 
 /// Identify files once each; files that do not exist were not read (-MG headers).
 pub fn identify_all(rec: &Recorder, paths: &[String]) -> Result<Vec<Input>, RecordError> {
-    let mut seen = std::collections::HashSet::new();
+    // keyed by the path's bytes: hashing a Path walks its components
+    let mut seen: std::collections::HashSet<std::ffi::OsString> = Default::default();
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
         let abs = rec.abs(Path::new(p));
-        if !seen.insert(abs.clone()) {
+        if !seen.insert(abs.as_os_str().to_owned()) {
             continue;
         }
         match rec.input(&abs) {

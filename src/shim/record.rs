@@ -67,6 +67,9 @@ pub struct Recorder {
 
 /// `cwd/p`, with `.` and `..` folded lexically (symlinks are left as the tool saw them).
 pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
+    if already_folded(p) {
+        return p.to_path_buf(); // most inputs of a link, every path a second time
+    }
     let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -83,6 +86,18 @@ pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// An absolute path that folding leaves as it is: no `.`, `..` or empty component, no
+/// trailing slash.
+fn already_folded(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let b = p.as_os_str().as_bytes();
+    b.len() > 1
+        && b[0] == b'/'
+        && b[1..]
+            .split(|&c| c == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
 /// A shim reached through the directory `omnishim run` makes inside a store
@@ -165,7 +180,10 @@ impl Recorder {
         let dirs = self
             .target_dirs
             .get_or_init(|| self.store.target_prefixes(gitoid::Alg::Sha1));
-        if !dirs.contains(&ids.sha1.hex()[..2]) {
+        let Some(first) = ids.sha1.as_bytes().first() else {
+            return NoteIds::default();
+        };
+        if !dirs.contains(&format!("{first:02x}")) {
             return NoteIds::default();
         }
         match self.store.get_target(&ids.sha1) {
@@ -263,5 +281,34 @@ impl Recorder {
         }
         store::write_atomic(&path, &json)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_folds_dots_and_slashes_and_keeps_folded_paths() {
+        let cwd = Path::new("/work/src");
+        for (p, want) in [
+            ("/usr/include/stdio.h", "/usr/include/stdio.h"),
+            ("/usr/./include//stdio.h", "/usr/include/stdio.h"),
+            ("/usr/lib/../include/stdio.h", "/usr/include/stdio.h"),
+            ("/usr/include/", "/usr/include"),
+            ("/usr/include/.", "/usr/include"),
+            ("/usr/include/..", "/usr"),
+            ("/", "/"),
+            ("a.h", "/work/src/a.h"),
+            ("../../x/./y.h", "/x/y.h"),
+            ("./lib/.hidden", "/work/src/lib/.hidden"),
+            ("/a/..b/c.", "/a/..b/c."),
+        ] {
+            assert_eq!(absolute(cwd, Path::new(p)), Path::new(want), "{p}");
+        }
+        assert!(already_folded(Path::new("/a/..b/c.")));
+        assert!(!already_folded(Path::new("/a/../b")));
+        assert!(!already_folded(Path::new("/a//b")));
+        assert!(!already_folded(Path::new("a/b")));
     }
 }
