@@ -154,6 +154,16 @@ mod tests {
     }
 
     #[test]
+    fn multibyte_names_beside_escapes_stay_whole() {
+        let text = "é.o: src/ü\\ dir/ö.h naïve$$.h \\#ß.h \\\n  日本/語.h\n";
+        assert_eq!(
+            prerequisites(text),
+            vec!["src/ü dir/ö.h", "naïve$.h", "#ß.h", "日本/語.h"]
+        );
+        assert_eq!(parse(text)[0].targets, vec!["é.o"]);
+    }
+
+    #[test]
     fn colon_inside_a_name_is_not_a_separator() {
         let text = "out: dir/a:b.h c.h\n";
         assert_eq!(prerequisites(text), vec!["dir/a:b.h", "c.h"]);

@@ -144,13 +144,19 @@ impl Store {
         write_atomic(&path, want.as_bytes())
     }
 
-    /// The two-hex-digit directories of the target index for one algorithm.
-    pub fn target_prefixes(&self, alg: Alg) -> std::collections::HashSet<String> {
+    /// The first bytes of the IDs the target index holds for one algorithm (its two-hex-digit
+    /// directories).
+    pub fn target_prefixes(&self, alg: Alg) -> std::collections::HashSet<u8> {
         let dir = self.meta().join("targets").join(alg.name());
         fs::read_dir(dir)
             .map(|rd| {
-                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
+                rd.filter_map(|e| {
+                    let name = e.ok()?.file_name();
+                    let name = name.to_str()?;
+                    (name.len() == 2).then_some(())?;
+                    u8::from_str_radix(name, 16).ok()
+                })
+                .collect()
             })
             .unwrap_or_default()
     }

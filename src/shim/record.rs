@@ -62,7 +62,7 @@ pub struct Recorder {
     /// The `targets/sha1/<xx>` directories there are, read once: most inputs (every header)
     /// have no target, and a missing directory answers that without a lookup per input.
     /// Steps that made targets this one reads ran before it started.
-    target_dirs: std::cell::OnceCell<std::collections::HashSet<String>>,
+    target_dirs: std::cell::OnceCell<std::collections::HashSet<u8>>,
 }
 
 /// `cwd/p`, with `.` and `..` folded lexically (symlinks are left as the tool saw them).
@@ -180,10 +180,12 @@ impl Recorder {
         let dirs = self
             .target_dirs
             .get_or_init(|| self.store.target_prefixes(gitoid::Alg::Sha1));
-        let Some(first) = ids.sha1.as_bytes().first() else {
-            return NoteIds::default();
-        };
-        if !dirs.contains(&format!("{first:02x}")) {
+        if !ids
+            .sha1
+            .as_bytes()
+            .first()
+            .is_some_and(|b| dirs.contains(b))
+        {
             return NoteIds::default();
         }
         match self.store.get_target(&ids.sha1) {
