@@ -190,6 +190,71 @@ pub fn classify(args: &[String]) -> LdStep {
     st
 }
 
+/// The map the user asked the linker for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserMap {
+    /// `-Map FILE`, `-Map=FILE`, `--Map=FILE`.
+    File(String),
+    /// `-M`, `--print-map`: on standard output, where we may not add anything.
+    Stdout,
+}
+
+/// The user's own map request among linker arguments, if any (a file wins over stdout).
+pub fn user_map(args: &[String]) -> Option<UserMap> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-M" | "--print-map" => {
+                if found.is_none() {
+                    found = Some(UserMap::Stdout);
+                }
+            }
+            "-Map" | "--Map" => {
+                if let Some(v) = args.get(i + 1) {
+                    found = Some(UserMap::File(v.clone()));
+                }
+                i += 1;
+            }
+            _ => {
+                if let Some(v) = a.strip_prefix("-Map=").or_else(|| a.strip_prefix("--Map=")) {
+                    found = Some(UserMap::File(v.to_string()));
+                }
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The arguments a compiler driver hands to its linker: `-Wl,a,b` and `-Xlinker a`.
+pub fn driver_linker_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(rest) = a.strip_prefix("-Wl,") {
+            out.extend(rest.split(',').map(str::to_string));
+        } else if a == "-Xlinker" {
+            if let Some(v) = args.get(i + 1) {
+                out.push(v.clone());
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Does the command line name a static archive or a library to search for (which may be
+/// one)? Only then can a link pull archive members, and only then do we ask for a map.
+pub fn may_pull_members(args: &[String]) -> bool {
+    args.iter().any(|a| {
+        a.ends_with(".a") || (a.starts_with("-l") && a.len() > 2) || a.starts_with("--library")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,6 +178,8 @@ struct Plan {
     ld_deps: Option<PathBuf>,
     /// Our placeholder object (to leave out of the manifest).
     placeholder: Option<PathBuf>,
+    /// The link's map, which tells the archive members it pulled in.
+    map: link::LinkMap,
 }
 
 fn links(step: &CcStep) -> bool {
@@ -248,7 +250,8 @@ fn cached_placeholder(
         .root()
         .join("metadata")
         .join(crate::store::TOOL)
-        .join("placeholders")
+        // placeholders-2: the note in our COMDAT group (earlier ones had none)
+        .join("placeholders-2")
         .join(format!("{name}.o"));
     if path.is_file() {
         return Some(path);
@@ -306,10 +309,22 @@ fn plan(
     }
     let mut ld_deps = None;
     let mut placeholder = None;
+    let mut map = link::LinkMap::Unavailable;
     if links(step) {
         let d = tmp.join("ld.d");
         extra.push(format!("-Wl,--dependency-file={}", d.display()));
         ld_deps = Some(d);
+        let largs = crate::classify::ld::driver_linker_args(expanded);
+        map = match crate::classify::ld::user_map(&largs) {
+            Some(crate::classify::ld::UserMap::File(f)) => link::LinkMap::File(f.into()),
+            Some(crate::classify::ld::UserMap::Stdout) => link::LinkMap::Unavailable,
+            None if crate::classify::ld::may_pull_members(expanded) => {
+                let m = tmp.join("ld.map");
+                extra.push(format!("-Wl,-Map={}", m.display()));
+                link::LinkMap::File(m)
+            }
+            None => link::LinkMap::Unavailable,
+        };
         if !step.relocatable {
             let cwd = std::env::current_dir().unwrap_or_default();
             let path = match link::find_target(&step.link_inputs, &cwd) {
@@ -355,6 +370,7 @@ fn plan(
         depfile,
         ld_deps,
         placeholder,
+        map,
     })
 }
 
@@ -459,6 +475,7 @@ fn collect_and_record(
                 per_source.concat(),
                 out,
                 expanded,
+                &plan.map,
             )?;
             recorded.push(rec.abs(out).to_string_lossy().into_owned());
         }

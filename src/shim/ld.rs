@@ -46,6 +46,16 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let deps = tmp.path().join("ld.d");
     let mut all: Vec<OsString> = args.clone();
     all.push(format!("--dependency-file={}", deps.display()).into());
+    let map = match ld::user_map(&expanded) {
+        Some(ld::UserMap::File(f)) => link::LinkMap::File(f.into()),
+        Some(ld::UserMap::Stdout) => link::LinkMap::Unavailable,
+        None if ld::may_pull_members(&expanded) => {
+            let m = tmp.path().join("ld.map");
+            all.push(format!("-Map={}", m.display()).into());
+            link::LinkMap::File(m)
+        }
+        None => link::LinkMap::Unavailable,
+    };
     let mut placeholder = None;
     if step.mode == LdMode::Link {
         let cwd = std::env::current_dir().unwrap_or_default();
@@ -87,6 +97,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             Vec::new(),
             out,
             &expanded,
+            &map,
         )?;
         let outputs = [rec.abs(out).to_string_lossy().into_owned()];
         super::log_recorded(&rec, &tool, &expanded, &outputs)?;

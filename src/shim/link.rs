@@ -58,12 +58,18 @@ pub fn write_placeholder_object(t: &elf::Target, tmp: &Path) -> Result<PathBuf, 
 /// target from (the driver assembles it for the right target).
 pub fn write_placeholder_asm(tmp: &Path) -> Result<PathBuf, RecordError> {
     let p = tmp.join("omnibor-note.s");
-    let src = "\t.section .note.omnibor,\"a\",%note\n\t.balign 4\n\
-               \t.long 8, 20, 1\n\t.asciz \"OMNIBOR\"\n\t.zero 20\n\
-               \t.long 8, 32, 2\n\t.asciz \"OMNIBOR\"\n\t.zero 32\n\
-               \t.section .note.GNU-stack,\"\",%progbits\n";
+    let src = elf::placeholder_asm();
     std::fs::write(&p, src).map_err(record::io_err(&p))?;
     Ok(p)
+}
+
+/// Where the link's map is, for telling which archive members the linker pulled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkMap {
+    /// Our private map file (`-Map=<file>`), or the user's own, read after the link.
+    File(PathBuf),
+    /// None can be had (the user asked for the map on standard output): every member counts.
+    Unavailable,
 }
 
 /// After a successful link: manifest inputs are what the linker read except shared
@@ -77,6 +83,7 @@ pub fn record_link(
     more: Vec<String>,
     output: &Path,
     args: &[String],
+    map: &LinkMap,
 ) -> Result<(), RecordError> {
     let text = std::fs::read_to_string(ld_deps).map_err(|e| {
         RecordError::Other(format!(
@@ -104,14 +111,14 @@ pub fn record_link(
     }
     let inputs = identify_all(rec, &paths)?;
     let written = rec.output_full(output, &inputs)?;
-    if !may_use_lto(args) {
-        record_members(rec, &inputs, &written)?;
+    if let (LinkMap::File(f), false) = (map, may_use_lto(args)) {
+        record_members(rec, &inputs, &written, f)?;
     }
     rec.dynamic(&written.ids, &dynamic)
 }
 
-/// With LTO the linker plugin claims IR objects and their notes never reach the output, so
-/// the output's notes cannot tell which archive members were linked.
+/// With LTO the linker's map names the objects it compiled itself (lld and mold write
+/// `<internal>` or `ld-temp.o`), not the archive members they came from.
 pub fn may_use_lto(args: &[String]) -> bool {
     args.iter().any(|a| {
         (a.starts_with("-flto") && a != "-flto=none")
@@ -122,49 +129,92 @@ pub fn may_use_lto(args: &[String]) -> bool {
     })
 }
 
-/// Which members of each input archive the linker really pulled in, told by the notes it
-/// concatenated into the output: a member is linked when its manifest ID is among them.
-/// Members without a note (not built under the shims) cannot be told and are kept. Trusted
-/// only when every direct input with a manifest shows up among the notes too; otherwise
-/// (notes discarded by a linker script, IR objects) nothing is recorded and every member
-/// counts, as before.
+/// What a link map says was linked: archive members as `ARCHIVE(MEMBER)` (ld.bfd and gold
+/// for regular archives, lld and mold for all, `:(section)` after it), and plain file paths
+/// (ld.bfd names a thin archive's members by their own path).
+#[derive(Debug, Default)]
+pub struct MapRefs {
+    pub members: std::collections::HashSet<(PathBuf, String)>,
+    pub files: std::collections::HashSet<PathBuf>,
+}
+
+/// Read the references of a map. Paths are made absolute against the link's directory.
+pub fn map_refs(text: &str, abs: &dyn Fn(&Path) -> PathBuf) -> MapRefs {
+    let mut r = MapRefs::default();
+    for line in text.lines() {
+        for tok in line.split_ascii_whitespace() {
+            // lld and mold: `lib.a(m.o):(.text)`
+            let tok = match tok.find("):(") {
+                Some(i) => &tok[..i + 1],
+                None => tok,
+            };
+            if let Some(stripped) = tok.strip_suffix(')') {
+                if let Some(open) = stripped.find('(') {
+                    let (ar, member) = (&stripped[..open], &stripped[open + 1..]);
+                    if !ar.is_empty() && !member.is_empty() {
+                        r.members.insert((abs(Path::new(ar)), member.to_string()));
+                        continue;
+                    }
+                }
+            }
+            if tok.contains('/') || tok.ends_with(".o") {
+                r.files.insert(abs(Path::new(tok)));
+            }
+        }
+    }
+    r
+}
+
+/// Which members of each input archive the linker really pulled in, told by its map: a
+/// member is linked when the map names it. The set is kept per link manifest, so `resolve`,
+/// `check`, `sbom` and `audit` show only those members below the archive.
 fn record_members(
     rec: &Recorder,
     inputs: &[Input],
     w: &record::Written,
+    map: &Path,
 ) -> Result<(), RecordError> {
-    use std::collections::{BTreeMap, BTreeSet, HashSet};
-    let linked: HashSet<crate::gitoid::Id> = w.before.iter().copied().collect();
-    let mut archives = Vec::new();
-    for i in inputs {
-        if i.manifest.is_empty() {
-            continue;
-        }
-        let is_ar = record::head(&i.path).is_ok_and(|h| archive::is_archive(&h));
-        if is_ar {
-            archives.push(i);
-        } else if i.manifest.sha1.is_some_and(|m| !linked.contains(&m)) {
-            return Ok(());
-        }
-    }
+    use std::collections::{BTreeMap, BTreeSet};
+    let archives: Vec<&Input> = inputs
+        .iter()
+        .filter(|i| !i.manifest.is_empty())
+        .filter(|i| record::head(&i.path).is_ok_and(|h| archive::is_archive(&h)))
+        .collect();
     if archives.is_empty() {
         return Ok(());
     }
-    for alg in crate::gitoid::Alg::ALL {
-        let mut pulled: BTreeMap<crate::gitoid::Id, BTreeSet<crate::gitoid::Id>> = BTreeMap::new();
-        for a in &archives {
-            let Some(mid) = a.manifest.get(alg) else {
-                continue;
-            };
-            let m = rec.store.get_manifest(&mid)?;
-            let set = pulled.entry(a.ids.get(alg)).or_default();
-            for (member, mm) in &m.inputs {
-                if mm.is_none_or(|x| linked.contains(&x)) {
-                    set.insert(*member);
+    let map = rec.abs(map);
+    let text = std::fs::read(&map).map_err(record::io_err(&map))?;
+    let refs = map_refs(&String::from_utf8_lossy(&text), &|p| rec.abs(p));
+    let mut pulled: [BTreeMap<crate::gitoid::Id, BTreeSet<crate::gitoid::Id>>; 2] =
+        Default::default();
+    for a in archives {
+        let bytes = std::fs::read(&a.path).map_err(record::io_err(&a.path))?;
+        let members = archive::members(&bytes, &a.path)
+            .map_err(|e| RecordError::Other(format!("{}: {e}", a.path.display())))?;
+        let mut linked = Vec::new();
+        for m in members {
+            let named = refs.members.contains(&(a.path.clone(), m.name.clone()));
+            let ids = match m.content {
+                archive::Content::Inline(d) if named => crate::gitoid::ids_of_bytes(d),
+                archive::Content::External(f) => {
+                    let f = rec.abs(&f);
+                    if !named && !refs.files.contains(&f) {
+                        continue;
+                    }
+                    rec.input(&f)?.ids
                 }
-            }
+                _ => continue,
+            };
+            linked.push(ids);
         }
-        rec.store.add_members(&w.manifest.get(alg), &pulled)?;
+        let s1 = pulled[0].entry(a.ids.sha1).or_default();
+        s1.extend(linked.iter().map(|i| i.sha1));
+        let s256 = pulled[1].entry(a.ids.sha256).or_default();
+        s256.extend(linked.iter().map(|i| i.sha256));
+    }
+    for (k, alg) in crate::gitoid::Alg::ALL.iter().enumerate() {
+        rec.store.add_members(&w.manifest.get(*alg), &pulled[k])?;
     }
     Ok(())
 }

@@ -51,8 +51,6 @@ pub struct Dynamic {
 pub struct Written {
     pub ids: Ids,
     pub manifest: Ids,
-    /// The manifest IDs the output's note held before ours replaced them.
-    pub before: Vec<gitoid::Id>,
 }
 
 pub struct Recorder {
@@ -219,16 +217,13 @@ impl Recorder {
         Ok(self.output_full(out, inputs)?.ids)
     }
 
-    /// `output`, also returning the manifests and the IDs the output's note held before we
-    /// wrote ours (for a link: the notes of the objects the linker pulled in).
+    /// `output`, also returning the output's manifests.
     pub fn output_full(&self, out: &Path, inputs: &[Input]) -> Result<Written, RecordError> {
         let path = self.abs(out);
         let m = self.manifests(inputs)?;
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        let mut before = Vec::new();
         let ids = match elf::elf_type(&bytes) {
             Some(_) => {
-                before = elf::linked_note_ids(&bytes).unwrap_or_default();
                 let new = elf::embed_any(&bytes, &m.sha1, &m.sha256).map_err(|err| {
                     elf::NoteFileError::Elf {
                         path: path.clone(),
@@ -251,11 +246,7 @@ impl Recorder {
         let mut paths: Vec<(&Ids, &Path)> = vec![(&ids, path.as_path())];
         paths.extend(inputs.iter().map(|i| (&i.ids, i.path.as_path())));
         self.store.add_paths(&paths)?;
-        Ok(Written {
-            ids,
-            manifest: m,
-            before,
-        })
+        Ok(Written { ids, manifest: m })
     }
 
     /// Shared libraries an output links against, kept beside the output's ID.

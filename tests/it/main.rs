@@ -6,6 +6,7 @@ mod corpus;
 mod elf;
 mod foundation;
 mod ldar;
+mod note;
 mod respond;
 mod run;
 mod util;
