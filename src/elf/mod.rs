@@ -439,7 +439,10 @@ fn note_regions(e: &Elf) -> Result<Vec<(u64, u64)>, ElfError> {
     if e.shnum > 0 {
         for i in 1..e.shnum {
             let sh = e.shdr(i)?;
-            if sh.kind == SHT_NOTE && sh.flags & SHF_EXCLUDE == 0 {
+            // excluded notes never reach a link; mold 1.10 still copies them to its output,
+            // where they are read (and rewritten) like any other
+            let excluded = e.etype == ET_REL && sh.flags & SHF_EXCLUDE != 0;
+            if sh.kind == SHT_NOTE && !excluded {
                 out.push((sh.offset, sh.size));
             }
         }

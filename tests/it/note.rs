@@ -248,3 +248,66 @@ fn notes_gathered_by_a_linker_script() {
         assert_eq!(c_sources(&store, &out), want, "{ld}");
     }
 }
+
+/// An object that already carries a `.note.omnibor` outside our group (written by another
+/// tool, or by an older omnishim) gets ours in the group; the old one is kept in the file but
+/// excluded from links, so the linked output still holds only its own two entries.
+#[test]
+fn notes_outside_the_group_are_left_out_of_links() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write(
+        "old.s",
+        "\t.section .note.omnibor,\"a\",%note\n\t.balign 4\n\
+         \t.long 8, 20, 1\n\t.asciz \"OMNIBOR\"\n\t.fill 20, 1, 0x11\n\
+         \t.text\n\t.globl old\nold:\n\tret\n\t.section .note.GNU-stack,\"\",%progbits\n",
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-c", "old.s"]),
+    );
+    let sections = stdout(
+        Command::new(need("readelf"))
+            .args(["-SW"])
+            .arg(t.join("old.o")),
+    );
+    let notes: Vec<&str> = sections
+        .lines()
+        .filter(|l| l.contains(".note.omnibor"))
+        .collect();
+    assert_eq!(notes.len(), 2, "{sections}");
+    // the old one excluded (E), ours in the group (G) and retained (R)
+    assert!(notes[0].contains(" AE "), "{sections}");
+    assert!(notes[1].contains(" AGR "), "{sections}");
+    let note = omnishim::elf::read_note_file(&t.join("old.o")).unwrap();
+    assert!(note.sha1.is_some() && note.sha256.is_some());
+    assert_ne!(note.sha1.unwrap().as_bytes(), &[0x11u8; 20][..]);
+    t.write("m.c", "void old(void);\nint main(void){old();return 0;}\n");
+    for ld in ["bfd", "gold", "lld", "mold"] {
+        let out = format!("m-{ld}");
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .arg(format!("-fuse-ld={ld}"))
+                .args(["m.c", "old.o", "-o", &out]),
+        );
+        assert_eq!(omnibor_entries(&t.join(&out)), 2, "{ld}");
+        let (n, _) = note_and_loaded_size(&t.join(&out));
+        let (bare_n, _) = {
+            let bare = t.join(&format!("bare-{ld}"));
+            run_ok(
+                Command::new("gcc")
+                    .current_dir(t.path())
+                    .arg(format!("-fuse-ld={ld}"))
+                    .args(["m.c", "-x", "assembler", "old.s", "-o"])
+                    .arg(&bare),
+            );
+            note_and_loaded_size(&bare)
+        };
+        // the bare link carries the old 40-byte note; ours carries our 92 bytes instead
+        // (mold 1.10 ignores SHF_EXCLUDE: the old entry stays, turned into a padding note)
+        let old_kept = if ld == "mold" { 40 } else { 0 };
+        assert_eq!(n, bare_n - 40 + old_kept + 92, "{ld}");
+    }
+}
