@@ -40,6 +40,10 @@ fn write_sources(t: &Tmp) {
         "#include \"inc/a.h\"\nint a(int v){return twice(v);}\n",
     );
     t.write(
+        "s.S",
+        ".text\n.globl asmf\nasmf:\n\tret\n.section .note.GNU-stack,\"\",%progbits\n",
+    );
+    t.write(
         "sub/b.c",
         "struct p { double x; float y; };\ndouble b(struct p *q){return q->x + q->y;}\n",
     );
@@ -54,7 +58,7 @@ fn audit_of_relocatable_objects_names_their_sources() {
             let t = Tmp::new();
             let store = t.join("store");
             write_sources(&t);
-            for (src, obj) in [("a.c", "a.o"), ("sub/b.c", "sub/b.o")] {
+            for (src, obj) in [("a.c", "a.o"), ("sub/b.c", "sub/b.o"), ("s.S", "s.o")] {
                 run_ok(
                     shimmed(&t, "omnibor-cc", &store)
                         .current_dir(t.path())
@@ -74,15 +78,17 @@ fn audit_of_relocatable_objects_names_their_sources() {
             assert_clean(&format!("{what} a.o"), &audit(&store, &t.join("a.o")));
             assert_clean(&format!("{what} b.o"), &audit(&store, &t.join("sub/b.o")));
 
-            // both objects in one relocatable file: each unit's abbreviations, strings and line
-            // table are found through the relocations ld -r rewrote
+            // the objects in one relocatable file: each unit's abbreviations, strings and line
+            // table are found through the relocations ld -r rewrote (the assembler's unit
+            // first, as in the kernel's vmlinux.o: read without relocations, the next unit
+            // used its small abbreviation table, "unknown abbreviation code")
             run_ok(
                 shimmed(&t, "omnibor-ld", &store)
                     .current_dir(t.path())
-                    .args(["-r", "a.o", "sub/b.o", "-o", "ab.o"]),
+                    .args(["-r", "s.o", "a.o", "sub/b.o", "-o", "ab.o"]),
             );
             let ab = sources(&t.join("ab.o"));
-            for f in ["a.c", "inc/a.h", "sub/b.c"] {
+            for f in ["s.S", "a.c", "inc/a.h", "sub/b.c"] {
                 assert!(ab.contains(&t.join(f)), "{what} ld -r: {f} not in {ab:?}");
             }
             assert!(ab.iter().all(|p| p.exists()), "{what} ld -r: {ab:?}");
@@ -92,7 +98,7 @@ fn audit_of_relocatable_objects_names_their_sources() {
             run_ok(
                 Command::new("ld")
                     .current_dir(t.path())
-                    .args(["-r", "sub/b.o", "a.o", "-o", "ba.o"]),
+                    .args(["-r", "sub/b.o", "a.o", "s.o", "-o", "ba.o"]),
             );
             assert_eq!(sources(&t.join("ba.o")), ab, "{what} bare ld -r");
         }
