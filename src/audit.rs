@@ -10,7 +10,65 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Every source file the DWARF of an ELF file names, as absolute paths.
+/// Relocations of one DWARF section, applied while reading it (a relocatable object's
+/// DWARF holds zeros, or addends, where the section offsets of strings, abbreviations and
+/// line tables go).
+#[derive(Debug, Default)]
+struct Relocations(object::read::RelocationMap);
+
+impl gimli::read::Relocate for &Relocations {
+    fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
+        Ok(self.0.relocate(offset as u64, value))
+    }
+
+    fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
+        <usize as gimli::ReaderOffset>::from_u64(self.0.relocate(offset as u64, value as u64))
+    }
+}
+
+/// A DWARF section's data and, in a relocatable object, its relocations.
+struct Section<'d> {
+    data: Cow<'d, [u8]>,
+    relocations: Relocations,
+}
+
+fn load_section<'d>(
+    obj: &object::File<'d>,
+    id: gimli::SectionId,
+    relocatable: bool,
+) -> Result<Section<'d>, String> {
+    let Some(s) = obj.section_by_name(id.name()) else {
+        return Ok(Section {
+            data: Cow::Borrowed(&[]),
+            relocations: Relocations::default(),
+        });
+    };
+    let data = s
+        .uncompressed_data()
+        .map_err(|e| format!("section {}: {e}", id.name()))?;
+    let mut map = object::read::RelocationMap::default();
+    if relocatable {
+        for (offset, r) in s.relocations() {
+            // DWARF only needs absolute relocations; others (e.g. RISC-V's ADD/SUB pairs in
+            // line tables) are left out rather than refusing the whole file
+            let _ = map.add(obj, offset, r);
+        }
+    }
+    Ok(Section {
+        data,
+        relocations: Relocations(map),
+    })
+}
+
+/// A DWARF string as a path, byte for byte.
+fn path_of<R: gimli::Reader>(r: &R) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let b = r.to_slice().ok()?;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(&b)))
+}
+
+/// Every source file the DWARF of an ELF file names, as absolute paths. In a relocatable
+/// object (`gcc -c`, `ld -r`) the DWARF sections' relocations are applied first.
 pub fn dwarf_sources(bytes: &[u8]) -> Result<BTreeSet<PathBuf>, String> {
     let obj = object::File::parse(bytes).map_err(|e| format!("not a readable object: {e}"))?;
     let endian = if obj.is_little_endian() {
@@ -18,14 +76,11 @@ pub fn dwarf_sources(bytes: &[u8]) -> Result<BTreeSet<PathBuf>, String> {
     } else {
         gimli::RunTimeEndian::Big
     };
-    let load = |id: gimli::SectionId| -> Result<Cow<[u8]>, gimli::Error> {
-        Ok(obj
-            .section_by_name(id.name())
-            .and_then(|s| s.uncompressed_data().ok())
-            .unwrap_or(Cow::Borrowed(&[])))
-    };
-    let owned = gimli::DwarfSections::load(load).map_err(|e| format!("DWARF: {e}"))?;
-    let dwarf = owned.borrow(|s| gimli::EndianSlice::new(s, endian));
+    let relocatable = obj.kind() == object::ObjectKind::Relocatable;
+    let sections = gimli::DwarfSections::load(|id| load_section(&obj, id, relocatable))?;
+    let dwarf = sections.borrow(|s| {
+        gimli::RelocateReader::new(gimli::EndianSlice::new(&s.data, endian), &s.relocations)
+    });
     let mut out = BTreeSet::new();
     let mut units = dwarf.units();
     let err = |e: gimli::Error| format!("DWARF: {e}");
@@ -33,7 +88,8 @@ pub fn dwarf_sources(bytes: &[u8]) -> Result<BTreeSet<PathBuf>, String> {
         let unit = dwarf.unit(header).map_err(err)?;
         let comp_dir = unit
             .comp_dir
-            .map(|d| PathBuf::from(d.to_string_lossy().into_owned()))
+            .as_ref()
+            .and_then(path_of)
             .unwrap_or_else(|| PathBuf::from("/"));
         let mut add = |p: PathBuf| {
             let s = p.to_string_lossy();
@@ -41,20 +97,24 @@ pub fn dwarf_sources(bytes: &[u8]) -> Result<BTreeSet<PathBuf>, String> {
                 out.insert(absolute(&comp_dir, &p));
             }
         };
-        if let Some(name) = unit.name {
-            add(PathBuf::from(name.to_string_lossy().into_owned()));
+        if let Some(name) = unit.name.as_ref().and_then(path_of) {
+            add(name);
         }
         if let Some(program) = unit.line_program.clone() {
             let header = program.header();
             for file in header.file_names() {
                 let mut path = PathBuf::new();
                 if let Some(dir) = file.directory(header) {
-                    if let Ok(d) = dwarf.attr_string(&unit, dir) {
-                        path.push(d.to_string_lossy().into_owned());
+                    if let Some(d) = dwarf.attr_string(&unit, dir).ok().and_then(|d| path_of(&d)) {
+                        path.push(d);
                     }
                 }
-                if let Ok(n) = dwarf.attr_string(&unit, file.path_name()) {
-                    path.push(n.to_string_lossy().into_owned());
+                if let Some(n) = dwarf
+                    .attr_string(&unit, file.path_name())
+                    .ok()
+                    .and_then(|n| path_of(&n))
+                {
+                    path.push(n);
                 }
                 add(path);
             }

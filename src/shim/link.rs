@@ -32,7 +32,7 @@ pub fn find_target(inputs: &[String], cwd: &Path) -> Option<elf::Target> {
             };
             for m in members {
                 let data = match m.content {
-                    archive::Content::Inline(d) => std::borrow::Cow::Borrowed(d),
+                    archive::Content::Inline(d) => d,
                     archive::Content::External(f) => match std::fs::read(f) {
                         Ok(d) => std::borrow::Cow::Owned(d),
                         Err(_) => continue,
