@@ -196,7 +196,7 @@ fn record_members(
         for m in members {
             let named = refs.members.contains(&(a.path.clone(), m.name.clone()));
             let ids = match m.content {
-                archive::Content::Inline(d) if named => crate::gitoid::ids_of_bytes(d),
+                archive::Content::Inline(d) if named => crate::gitoid::ids_of_bytes(&d),
                 archive::Content::External(f) => {
                     let f = rec.abs(&f);
                     if !named && !refs.files.contains(&f) {
