@@ -243,3 +243,32 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
         if top.is_empty() { "none".to_string() } else { top.join(" ") }
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_recorded_reasons_most_frequent_first_short_and_capped() {
+        let mut r: BTreeMap<String, usize> = BTreeMap::new();
+        assert_eq!(not_recorded_text(&r, Path::new("/s/steps.log")), "");
+        r.insert("output to standard output".into(), 2);
+        r.insert(format!("x.o: {}", "y".repeat(200)), 1);
+        let text = not_recorded_text(&r, Path::new("/s/steps.log"));
+        assert!(
+            text.starts_with("2 (output to standard output), 1 (x.o: yyy"),
+            "{text}"
+        );
+        assert!(text.ends_with("y...)"), "{text}");
+        assert!(text.len() < 150, "{text}");
+        for i in 0..6 {
+            r.insert(format!("reason {i}"), 1);
+        }
+        let text = not_recorded_text(&r, Path::new("/s/steps.log"));
+        assert_eq!(text.matches(" (").count(), 6, "{text}");
+        assert!(
+            text.ends_with(", 3 for 3 other reasons (see /s/steps.log)"),
+            "{text}"
+        );
+    }
+}
