@@ -132,6 +132,37 @@ pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(1)))
 }
 
+/// The reasons steps were not recorded, most frequent first: a few, each kept short (a
+/// failure's reason is its warning text, and a build may have many distinct ones); the
+/// step log has them all.
+fn not_recorded_text(reasons: &BTreeMap<String, usize>, log: &Path) -> String {
+    const SHOWN: usize = 5;
+    const WIDTH: usize = 100;
+    let mut by_count: Vec<(&String, &usize)> = reasons.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = by_count
+        .iter()
+        .take(SHOWN)
+        .map(|(r, n)| {
+            let short: String = if r.chars().count() > WIDTH {
+                r.chars().take(WIDTH - 3).collect::<String>() + "..."
+            } else {
+                r.to_string()
+            };
+            format!("{n} ({short})")
+        })
+        .collect();
+    if by_count.len() > SHOWN {
+        let rest: usize = by_count[SHOWN..].iter().map(|(_, n)| **n).sum();
+        parts.push(format!(
+            "{rest} for {} other reasons (see {})",
+            by_count.len() - SHOWN,
+            log.display()
+        ));
+    }
+    parts.join(", ")
+}
+
 fn count_objects(root: &Path) -> usize {
     let mut n = 0;
     for alg in ["sha1", "sha256"] {
@@ -200,15 +231,44 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
         .filter(|(_, id)| !consumed.contains(id))
         .map(|(p, _)| p.display().to_string())
         .collect();
-    let not: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} ({r})")).collect();
+    let not = not_recorded_text(&reasons, log);
     let manifests = count_objects(store.root()).saturating_sub(objects_before);
     eprintln!(
         "omnishim: {recorded} steps recorded; {} not recorded{}{}; {manifests} new manifests in {}; the shims' own CPU time {:.2} s; top-level outputs: {}",
         reasons.values().sum::<usize>(),
         if not.is_empty() { "" } else { ": " },
-        not.join(", "),
+        not,
         store.root().display(),
         self_us as f64 / 1e6,
         if top.is_empty() { "none".to_string() } else { top.join(" ") }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_recorded_reasons_most_frequent_first_short_and_capped() {
+        let mut r: BTreeMap<String, usize> = BTreeMap::new();
+        assert_eq!(not_recorded_text(&r, Path::new("/s/steps.log")), "");
+        r.insert("output to standard output".into(), 2);
+        r.insert(format!("x.o: {}", "y".repeat(200)), 1);
+        let text = not_recorded_text(&r, Path::new("/s/steps.log"));
+        assert!(
+            text.starts_with("2 (output to standard output), 1 (x.o: yyy"),
+            "{text}"
+        );
+        assert!(text.ends_with("y...)"), "{text}");
+        assert!(text.len() < 150, "{text}");
+        for i in 0..6 {
+            r.insert(format!("reason {i}"), 1);
+        }
+        let text = not_recorded_text(&r, Path::new("/s/steps.log"));
+        assert_eq!(text.matches(" (").count(), 6, "{text}");
+        assert!(
+            text.ends_with(", 3 for 3 other reasons (see /s/steps.log)"),
+            "{text}"
+        );
+    }
 }

@@ -182,15 +182,119 @@ pub struct Source {
 /// Dependency-file options the user gave.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DepOpts {
-    /// -MD or -MMD given (indexes of -MMD, to be turned into -MD)
+    /// -MD or -MMD given (indexes of -MMD, which may be turned into -MD)
     pub md: bool,
     pub mmd_at: Vec<usize>,
     /// -MF value
     pub mf: Option<String>,
     /// -M or -MM given
     pub m: bool,
-    /// -Wp,-MD,file or -Wp,-MMD,file: (index, file, was MMD)
+    /// -Wp,-MD,file or -Wp,-MMD,file alone in its argument: (index, file, was MMD)
     pub wp: Option<(usize, String, bool)>,
+    /// -MT, -MQ, -MP or -MG given (to the driver or through -Wp): they shape the depfile
+    pub shape: bool,
+    /// Indexes of the `-Wp,` arguments that hold dependency options (a separate `-M` run
+    /// leaves those options out, and keeps the rest of the argument).
+    pub wp_dep_at: Vec<usize>,
+    /// A `-Wp,` argument joins -MD/-MMD with other options (`-Wp,-MD,f,-MT,t`), or gives
+    /// -MF: gcc passes them all to its preprocessor, clang keeps only -MD/-MMD and writes
+    /// its default depfile instead, so where the depfile goes depends on the compiler.
+    pub wp_joined: bool,
+    /// -nostdinc given: no default system include directories.
+    pub nostdinc: bool,
+    /// An option that adds a system include directory (-isystem, -idirafter, -B...).
+    pub system_dirs: bool,
+}
+
+/// How a single-source compile gets the list of files it read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DepPlan {
+    /// The user asked for no depfile: add `-MD -MF <private file>`.
+    Private,
+    /// The user's depfile (`-MD`, `-Wp,-MD,f`) lists every file read: read it, change
+    /// nothing.
+    User(String),
+    /// The user's `-MMD` depfile, on a step with no system include directory at all: `-MD`
+    /// lists the same files in the same bytes, so widen it to `-MD` and read it. (A header
+    /// with `#pragma GCC system_header` makes what it includes later a system header; the
+    /// depfile then lists those too.)
+    Widen(String),
+    /// Change nothing; ask the compiler again with `-M` after the step. For a `-MMD` that
+    /// would leave out system headers (widening would change the user's depfile), for
+    /// depfile options whose effect differs between gcc and clang, and for -MT/-MQ/-MP
+    /// without -MD (gcc rejects them: adding our -MD would make the step succeed).
+    Rerun,
+}
+
+/// Options that add system include directories: headers found there (and what they include)
+/// are left out of a `-MMD` depfile. `-B` adds `<prefix>/include` as one for gcc.
+fn adds_system_dir(opt: &str) -> bool {
+    [
+        "-isystem",
+        "-idirafter",
+        "-iwithprefix",
+        "-iframework",
+        "-cxx-isystem",
+        "-internal-",
+        "--system-header-prefix",
+        "-B",
+    ]
+    .iter()
+    .any(|p| opt.starts_with(p))
+}
+
+/// The parts of a `-Wp,` value (`-MD,f,-MT,t` -> `["-MD", "f", "-MT", "t"]`), grouped into
+/// preprocessor options with their values.
+fn wp_options(value: &str) -> Vec<Vec<&str>> {
+    let parts: Vec<&str> = value.split(',').collect();
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < parts.len() {
+        let p = parts[k];
+        let takes_value = matches!(
+            p,
+            "-MD"
+                | "-MMD"
+                | "-MF"
+                | "-MT"
+                | "-MQ"
+                | "-isystem"
+                | "-idirafter"
+                | "-iwithprefix"
+                | "-iwithprefixbefore"
+                | "-I"
+                | "-D"
+                | "-U"
+                | "-include"
+                | "-imacros"
+                | "-iquote"
+        );
+        let n = if takes_value { 2 } else { 1 };
+        out.push(parts[k..(k + n).min(parts.len())].to_vec());
+        k += n;
+    }
+    out
+}
+
+/// Is this preprocessor option (as given through `-Wp,`) about the depfile?
+fn is_dep_option(opt: &str) -> bool {
+    opt.starts_with("-M")
+}
+
+/// A `-Wp,` argument without its dependency options, for a separate `-M` run; None when
+/// nothing is left.
+pub fn wp_strip_deps(arg: &str) -> Option<String> {
+    let value = arg.strip_prefix("-Wp,")?;
+    let kept: Vec<String> = wp_options(value)
+        .into_iter()
+        .filter(|o| !is_dep_option(o[0]))
+        .map(|o| o.join(","))
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(format!("-Wp,{}", kept.join(",")))
+    }
 }
 
 /// A classified driver command line.
@@ -303,6 +407,12 @@ pub fn classify(args: &[String]) -> CcStep {
             i += 1;
             continue;
         }
+        // before the lookup: most of these are not in the table
+        if a == "-nostdinc" {
+            st.dep.nostdinc = true;
+        } else if adds_system_dir(a) {
+            st.dep.system_dirs = true;
+        }
         let Some((name, val, means)) = lookup(a) else {
             i += 1;
             continue;
@@ -331,11 +441,14 @@ pub fn classify(args: &[String]) -> CcStep {
             missing_value = Some(a.clone());
         }
         let span: Vec<usize> = (i..(i + used).min(args.len())).collect();
+        if a == "-Xpreprocessor" && value.as_deref().is_some_and(adds_system_dir) {
+            st.dep.system_dirs = true;
+        }
         match means {
-            M::Other | M::DepShape => {
-                if means == M::DepShape {
-                    st.control_idx.extend(&span);
-                }
+            M::Other => {}
+            M::DepShape => {
+                st.dep.shape = true;
+                st.control_idx.extend(&span);
             }
             M::Compile => {
                 compile = true;
@@ -379,17 +492,54 @@ pub fn classify(args: &[String]) -> CcStep {
             }
             M::Wp => {
                 let v = value.unwrap_or_default();
-                let parts: Vec<&str> = v.split(',').collect();
-                match parts.as_slice() {
-                    ["-MD", f] => st.dep.wp = Some((i, f.to_string(), false)),
-                    ["-MMD", f] => st.dep.wp = Some((i, f.to_string(), true)),
-                    _ if parts.iter().any(|p| p.starts_with("-M")) => {
-                        st.mode = Mode::Unsupported(format!("dependency option in {a}"));
+                let opts = wp_options(&v);
+                let mut deps = 0;
+                let mut sets_file = false;
+                for o in &opts {
+                    let name = o[0];
+                    if name == "-nostdinc" {
+                        st.dep.nostdinc = true;
                     }
-                    _ => {}
+                    if adds_system_dir(name) {
+                        st.dep.system_dirs = true;
+                    }
+                    if !is_dep_option(name) {
+                        continue;
+                    }
+                    deps += 1;
+                    match name {
+                        "-MD" | "-MMD" | "-MF" if o.len() == 2 => {
+                            sets_file = true;
+                            if name != "-MF" {
+                                st.dep.md = true;
+                            }
+                        }
+                        "-MT" | "-MQ" if o.len() == 2 => st.dep.shape = true,
+                        "-MP" => st.dep.shape = true,
+                        _ if name.starts_with("-MF") && name.len() > 3 => sets_file = true,
+                        _ if name.starts_with("-MT") || name.starts_with("-MQ") => {
+                            st.dep.shape = true
+                        }
+                        _ => {
+                            // -M, -MM (rule on standard output, no object), -MG (missing
+                            // headers as generated: only with -M), a value missing
+                            st.mode = Mode::Unsupported(format!(
+                                "dependency option {} in {a}",
+                                o.join(",")
+                            ));
+                        }
+                    }
                 }
-                if st.dep.wp.as_ref().is_some_and(|(at, _, _)| *at == i) {
+                if deps > 0 {
+                    st.dep.wp_dep_at.push(i);
                     st.control_idx.push(i);
+                }
+                match opts.as_slice() {
+                    [o] if o.len() == 2 && (o[0] == "-MD" || o[0] == "-MMD") => {
+                        st.dep.wp = Some((i, o[1].to_string(), o[0] == "-MMD"));
+                    }
+                    _ if sets_file => st.dep.wp_joined = true,
+                    _ => {}
                 }
             }
             M::Lib => {
@@ -469,9 +619,39 @@ impl CcStep {
         }
     }
 
+    /// How a compile of one source gets the list of files it read. `env_system_dirs`: the
+    /// environment adds system include directories (`C_INCLUDE_PATH`...).
+    pub fn deps_plan(&self, env_system_dirs: bool) -> DepPlan {
+        let d = &self.dep;
+        if self.sources.len() != 1 || d.wp_joined {
+            return DepPlan::Rerun;
+        }
+        if !d.md {
+            return if d.shape {
+                DepPlan::Rerun
+            } else {
+                DepPlan::Private
+            };
+        }
+        let Some(file) = self.user_depfile() else {
+            return DepPlan::Rerun;
+        };
+        let mmd = !d.mmd_at.is_empty() || d.wp.as_ref().is_some_and(|w| w.2);
+        if !mmd {
+            DepPlan::User(file)
+        } else if d.nostdinc && !d.system_dirs && !env_system_dirs {
+            DepPlan::Widen(file)
+        } else {
+            DepPlan::Rerun
+        }
+    }
+
     /// Where the user's own `-MD`/`-MMD` depfile goes (when they asked for one and its name
     /// is fixed by the rules we know: -MF, -Wp,-MD,f, or -c/-S of one source).
     pub fn user_depfile(&self) -> Option<String> {
+        if self.dep.wp_joined {
+            return None; // gcc and clang disagree
+        }
         if let Some((_, f, _)) = &self.dep.wp {
             return Some(f.clone());
         }

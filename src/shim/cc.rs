@@ -10,7 +10,7 @@ use super::find::{self, Finder};
 use super::link;
 use super::record::{self, Recorder};
 use super::{run, Invoked};
-use crate::classify::gcc::{self, CcStep, Mode};
+use crate::classify::gcc::{self, CcStep, DepPlan, Mode};
 use crate::classify::{rsp, Family};
 use crate::depfile;
 use std::ffi::OsString;
@@ -86,6 +86,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
     };
     let chain = finder.chain_with(&r.tool);
+    super::set_step(&r.tool, &r.args);
     let passthrough = |reason: Option<&str>| -> ! {
         if let Some(reason) = reason {
             super::log_unrecorded(&r.tool, &r.args, reason);
@@ -114,12 +115,18 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         Mode::Info | Mode::Preprocess | Mode::NoOutput => passthrough(None),
         Mode::Unsupported(reason) => {
             if super::strict() {
+                super::log_unrecorded(&r.tool, &r.args, reason);
                 eprintln!("omnishim: error: not recorded: {reason}");
                 std::process::exit(1);
             }
             passthrough(Some(reason));
         }
         _ => {}
+    }
+    // Compiler probes write to /dev/null (`gcc -S -o /dev/null -xc /dev/null`): a device,
+    // FIFO or socket holds no artifact, and must not get a note or a place in the index.
+    if step.outputs().iter().any(|o| not_regular(Path::new(o))) {
+        passthrough(Some(NOT_REGULAR_OUTPUT));
     }
     let tmp = match super::private_tmp() {
         Ok(t) => t,
@@ -165,6 +172,31 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
     }
     run::exit_like(status)
+}
+
+/// The reason logged for a step whose output is not a regular file.
+const NOT_REGULAR_OUTPUT: &str = "output is not a regular file";
+
+/// The path exists and is not a regular file (a device such as /dev/null, a FIFO, a
+/// socket, a directory); symlinks are followed.
+fn not_regular(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_file())
+}
+
+/// Leave out of a compile's inputs what is no regular file: /dev/null as a source (a
+/// probe compiling an empty file), /dev/stdin, /dev/fd/N from a shell's process
+/// substitution. Such a file has no content of its own to identify (/dev/null would get the
+/// ID of every empty file, a FIFO reads differently each time and reading it again would
+/// steal or block on the writer's data), so it is no input of the output. Only the
+/// sources and paths under /dev and /proc can be such files in a depfile: headers are
+/// read as regular files, and checking them all would cost a stat each.
+fn drop_special_inputs(deps: &mut Vec<String>, sources: &[gcc::Source]) {
+    deps.retain(|d| {
+        let suspect = d.starts_with("/dev/")
+            || d.starts_with("/proc/")
+            || sources.iter().any(|s| s.path == *d);
+        !(suspect && not_regular(Path::new(d)))
+    });
 }
 
 /// What we add to the command, and where the lists will be.
@@ -287,24 +319,31 @@ fn plan(
 ) -> Result<Plan, record::RecordError> {
     let mut modified: Vec<String> = expanded.to_vec();
     let mut changed = false;
-    // -MMD leaves out system headers: widen to -MD (the user's depfile lists more, never less).
-    for &i in &step.dep.mmd_at {
-        modified[i] = "-MD".into();
-        changed = true;
-    }
-    if let Some((i, f, true)) = &step.dep.wp {
-        modified[*i] = format!("-Wp,-MD,{f}");
-        changed = true;
-    }
     let mut extra: Vec<String> = Vec::new();
     let mut depfile = None;
-    if compiles(step) && step.sources.len() == 1 {
-        if let Some(user) = step.user_depfile() {
-            depfile = Some(PathBuf::from(user));
-        } else if !step.dep.md {
-            let d = tmp.join("cc.d");
-            extra.extend(["-MD".into(), "-MF".into(), d.to_string_lossy().into_owned()]);
-            depfile = Some(d);
+    if compiles(step) {
+        // The user's depfile must stay byte for byte what the bare compiler writes.
+        match step.deps_plan(env_system_dirs()) {
+            DepPlan::Private => {
+                let d = tmp.join("cc.d");
+                extra.extend(["-MD".into(), "-MF".into(), d.to_string_lossy().into_owned()]);
+                depfile = Some(d);
+            }
+            DepPlan::User(f) => depfile = Some(PathBuf::from(f)),
+            DepPlan::Widen(f) => {
+                // no system include directory: -MD lists what -MMD lists, and system
+                // headers included through a `#pragma GCC system_header` too
+                for &i in &step.dep.mmd_at {
+                    modified[i] = "-MD".into();
+                    changed = true;
+                }
+                if let Some((i, f, true)) = &step.dep.wp {
+                    modified[*i] = format!("-Wp,-MD,{f}");
+                    changed = true;
+                }
+                depfile = Some(PathBuf::from(f));
+            }
+            DepPlan::Rerun => {}
         }
     }
     let mut ld_deps = None;
@@ -374,6 +413,13 @@ fn plan(
     })
 }
 
+/// The environment adds system include directories (headers a `-MMD` depfile leaves out).
+fn env_system_dirs() -> bool {
+    ["C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()))
+}
+
 /// Run the compiler again with `-M` for one source: what it reads for that source.
 fn rerun_deps(
     r: &Resolved,
@@ -388,6 +434,11 @@ fn rerun_deps(
     for (i, a) in expanded.iter().enumerate() {
         if !control.contains(&i) {
             args.push(a.into());
+        } else if step.dep.wp_dep_at.contains(&i) {
+            // the user's depfile must not be written again; the rest of the -Wp stays
+            if let Some(rest) = gcc::wp_strip_deps(a) {
+                args.push(rest.into());
+            }
         }
     }
     args.extend(["-E", "-M", "-MF"].map(OsString::from));
@@ -452,6 +503,9 @@ fn collect_and_record(
                 }
             }
         }
+    }
+    for deps in &mut per_source {
+        drop_special_inputs(deps, &step.sources);
     }
     let mut recorded: Vec<String> = Vec::new();
     match step.mode {

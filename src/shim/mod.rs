@@ -30,10 +30,34 @@ pub fn strict() -> bool {
     std::env::var_os("OMNIBOR_STRICT").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The one line a failure to record prints. Returns the exit status to use on top of the
-/// tool's (None: keep the tool's).
+/// The real tool and its arguments, once known, for the step log of a failure.
+static STEP: std::sync::OnceLock<(PathBuf, Vec<String>)> = std::sync::OnceLock::new();
+
+/// Name the step's real tool and arguments (for `report_failure`'s log line).
+pub fn set_step(tool: &Path, args: &[OsString]) {
+    let _ = STEP.set((
+        tool.to_path_buf(),
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    ));
+}
+
+/// The one line a failure to record prints; the step goes to the store's step log as not
+/// recorded, with that line's text as its reason. Returns the exit status to use on top of
+/// the tool's (None: keep the tool's).
 pub fn report_failure(what: &str, err: &dyn std::fmt::Display) -> Option<i32> {
     let msg = err.to_string().replace('\n', " ");
+    let reason = format!("{what}: {msg}");
+    let (tool, args) = match STEP.get() {
+        Some((t, a)) => (t.clone(), a.clone()),
+        None => {
+            // ld and ar shims: the name they were called by, and their arguments
+            let mut all = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+            (PathBuf::from(all.next().unwrap_or_default()), all.collect())
+        }
+    };
+    log_not_recorded(&tool, &args, &reason);
     if strict() {
         eprintln!("omnishim: error: {what}: not recorded: {msg}");
         Some(1)
@@ -88,6 +112,16 @@ fn self_cpu_us() -> u64 {
 /// Log a step we pass through without recording (the reason goes to the store's step log,
 /// not to the terminal: the build must look as it would without us).
 pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    log_not_recorded(tool, &args, reason);
+}
+
+/// A step without a record in the store's step log, with why. A store that cannot be
+/// written loses the line (the failure that caused it is on stderr already).
+fn log_not_recorded(tool: &Path, args: &[String], reason: &str) {
     if let Ok(rec) = record::Recorder::new() {
         let _ = log_step(
             &rec.store,
@@ -96,7 +130,7 @@ pub fn log_unrecorded(tool: &Path, args: &[OsString], reason: &str) {
                 "reason": reason,
                 "tool": tool.to_string_lossy(),
                 "cwd": rec.cwd.to_string_lossy(),
-                "argv": args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+                "argv": args,
             }),
         );
     }

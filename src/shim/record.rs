@@ -18,6 +18,8 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Note(#[from] elf::NoteFileError),
+    #[error("{}: not a regular file", .0.display())]
+    NotRegular(PathBuf),
     #[error("{0}")]
     Other(String),
 }
@@ -220,6 +222,11 @@ impl Recorder {
     /// `output`, also returning the output's manifests.
     pub fn output_full(&self, out: &Path, inputs: &[Input]) -> Result<Written, RecordError> {
         let path = self.abs(out);
+        // /dev/null and other devices, FIFOs, sockets: no artifact to identify, nothing to
+        // store, and no note to write into them (the shims pass such steps through first)
+        if !std::fs::metadata(&path).map_err(io_err(&path))?.is_file() {
+            return Err(RecordError::NotRegular(path));
+        }
         let m = self.manifests(inputs)?;
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
         let ids = match elf::elf_type(&bytes) {

@@ -74,7 +74,7 @@ fn object_manifest_equals_dash_m_for_gcc_and_clang() {
 }
 
 #[test]
-fn user_mmd_depfile_still_written_and_lists_at_least_as_much() {
+fn user_mmd_depfile_still_written_and_unchanged() {
     let t = Tmp::new();
     let store = t.join("store");
     t.write("inc/local.h", "#define LOCAL 7\n");
@@ -97,7 +97,8 @@ fn user_mmd_depfile_still_written_and_lists_at_least_as_much() {
         omnishim::depfile::prerequisites(&std::fs::read_to_string(t.join("src.d")).unwrap())
             .into_iter()
             .collect();
-    assert!(ours.is_superset(&bare), "{ours:?} vs {bare:?}");
+    // what the bare compiler lists, not more (system headers stay out of it)
+    assert_eq!(ours, bare);
     let rules = omnishim::depfile::parse(&std::fs::read_to_string(t.join("src.d")).unwrap());
     assert_eq!(rules[0].targets, vec!["src.o"]);
     // and the manifest has the system headers -MMD leaves out
@@ -686,4 +687,169 @@ fn assembly_and_bitcode_outputs_use_the_target_index() {
             "{f}:\n{srcs}"
         );
     }
+}
+
+/// Every file under `dir` (relative path -> bytes), but `skip`.
+fn tree(dir: &Path, skip: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p != skip {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Compile `src.c` with `flags` bare in one directory and through the shim in a copy of
+/// it: the same exit status and messages, every file but the object the same bytes (the
+/// user's depfile, with its -MT/-MQ target), and the object's manifest what `<cc> -M`
+/// lists. Returns whether the compile succeeded.
+fn depfile_form(cc: &str, flags: &[&str], local: bool) -> bool {
+    let t = Tmp::new();
+    let store = t.join("store");
+    for d in ["bare", "wrapped"] {
+        let src = if local {
+            // no system header at all: what a kernel compile (-nostdinc) reads
+            "#include \"local.h\"\n#include <sys.h>\nint main(void){return LOCAL+SYS;}\n"
+        } else {
+            SRC
+        };
+        t.write(&format!("{d}/src.c"), src);
+        t.write(&format!("{d}/inc/local.h"), "#define LOCAL 7\n");
+        t.write(&format!("{d}/sys/sys.h"), "#define SYS 1\n");
+        std::fs::create_dir_all(t.join(&format!("{d}/obj"))).unwrap();
+        std::fs::create_dir_all(t.join(&format!("{d}/dep"))).unwrap();
+    }
+    let mut args: Vec<&str> = vec!["-Iinc", "-Isys", "-c", "src.c", "-o", "obj/src.o"];
+    args.extend(flags);
+    let bare = Command::new(need(cc))
+        .current_dir(t.join("bare"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let wrapped = shimmed(&t, "omnibor-cc", &store)
+        .current_dir(t.join("wrapped"))
+        .env("OMNIBOR_CC", cc)
+        .args(&args)
+        .output()
+        .unwrap();
+    let what = format!("{cc} {flags:?}");
+    assert_eq!(wrapped.status.code(), bare.status.code(), "{what}");
+    assert_eq!(
+        String::from_utf8_lossy(&wrapped.stderr),
+        String::from_utf8_lossy(&bare.stderr),
+        "{what}"
+    );
+    let b = tree(&t.join("bare"), &t.join("bare/obj/src.o"));
+    let w = tree(&t.join("wrapped"), &t.join("wrapped/obj/src.o"));
+    let names = |m: &std::collections::BTreeMap<PathBuf, Vec<u8>>| -> Vec<PathBuf> {
+        m.keys().cloned().collect()
+    };
+    assert_eq!(names(&w), names(&b), "{what}: files written");
+    for (p, bytes) in &b {
+        assert_eq!(
+            String::from_utf8_lossy(&w[p]),
+            String::from_utf8_lossy(bytes),
+            "{what}: {}",
+            p.display()
+        );
+    }
+    if !bare.status.success() {
+        return false;
+    }
+    // a depfile was written, or the comparison above says little
+    let asks = flags
+        .iter()
+        .any(|f| f.contains("-MD") || f.contains("-MMD"));
+    assert!(
+        !asks
+            || b.keys()
+                .any(|p| p.starts_with("dep") || p.extension().is_some_and(|e| e == "d")),
+        "{what}: no depfile in {:?}",
+        names(&b)
+    );
+    let cwd = t.join("wrapped");
+    // the flags that choose include directories, without the dependency options
+    let mut m_flags: Vec<&str> = args[..2].to_vec();
+    for (k, f) in flags.iter().enumerate() {
+        if *f == "-nostdinc" || *f == "-isystem" || (k > 0 && flags[k - 1] == "-isystem") {
+            m_flags.push(f);
+        }
+    }
+    let want = gitoid_set(&dash_m(cc, &cwd, &m_flags, "src.c"), &cwd);
+    assert!(want.len() >= if local { 3 } else { 10 }, "{what}: {want:?}");
+    assert_eq!(
+        manifest_inputs(&store, &cwd.join("obj/src.o")),
+        want,
+        "{what}: manifest vs {cc} -M"
+    );
+    true
+}
+
+/// Kbuild compiles with `-Wp,-MMD,dir/.file.o.d`, objtool's build with
+/// `-Wp,-MD,path/.file.o.d -Wp,-MT,path/file.o`: each -Wp form is recorded with exactly the
+/// files `-M` lists, and the user's depfile is what the bare compiler writes.
+#[test]
+fn wp_depfile_forms_recorded_and_depfile_unchanged() {
+    for cc in ["gcc", "clang"] {
+        for flags in [
+            &["-Wp,-MD,dep/src.o.d"][..],
+            &["-Wp,-MMD,dep/src.o.d"],
+            &["-Wp,-MD,dep/src.o.d", "-Wp,-MT,obj/src.o"],
+            &["-Wp,-MMD,dep/src.o.d", "-Wp,-MT,obj/src.o"],
+            // comma-joined: gcc passes it all on; clang keeps -MMD and writes obj/src.d
+            &["-Wp,-MMD,dep/src.o.d,-MT,obj/src.o"],
+            &["-Wp,-MD,dep/src.o.d,-MQ,obj/$src.o"],
+            &["-Wp,-MD,dep/src.o.d", "-Wp,-MQ,obj/$src.o", "-Wp,-MP"],
+            &["-MD", "-Wp,-MQ,obj/$src.o"],
+            &["-MMD", "-MP", "-MT", "obj/x.o"],
+            &["-MMD", "-MF", "dep/src.d"],
+        ] {
+            assert!(depfile_form(cc, flags, false), "{cc} {flags:?} failed");
+        }
+        // -MT/-MQ without -MD: gcc refuses them (and must still refuse), clang records
+        let ok = depfile_form(cc, &["-Wp,-MQ,obj/src.o"], false);
+        assert_eq!(ok, cc == "clang", "{cc} -Wp,-MQ alone");
+        // no system include directory (Kbuild's -nostdinc): -MMD is widened in place, the
+        // depfile still the same bytes
+        for flags in [
+            &["-nostdinc", "-Wp,-MMD,dep/.src.o.d"][..],
+            &["-nostdinc", "-MMD"],
+        ] {
+            assert!(depfile_form(cc, flags, true), "{cc} {flags:?} failed");
+        }
+        // a system directory given: -MMD leaves it out of the depfile, the manifest has it
+        assert!(depfile_form(
+            cc,
+            &["-nostdinc", "-isystem", "sys", "-Wp,-MMD,dep/.src.o.d"],
+            true
+        ));
+    }
+}
+
+/// -Wp dependency options we cannot follow pass through, logged with the reason.
+#[test]
+fn wp_forms_not_recorded_are_logged() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("x.c", "int x(void){return 1;}\n");
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .env("OMNIBOR_CC", "gcc")
+            .args(["-c", "x.c", "-Wp,-M"]),
+    );
+    let log = std::fs::read_to_string(Store::at(&store).steps_log()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(v["status"], "not recorded", "{log}");
+    assert_eq!(v["reason"], "dependency option -M in -Wp,-M", "{log}");
 }

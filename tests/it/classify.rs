@@ -7,7 +7,7 @@
 //! is a separate argument, informational calls, stdin, several sources.
 
 use crate::util::*;
-use omnishim::classify::gcc::{classify, Mode};
+use omnishim::classify::gcc::{classify, wp_strip_deps, DepPlan, Mode};
 use std::collections::BTreeSet;
 use std::process::Command;
 
@@ -196,13 +196,33 @@ const ROWS: &[(&str, &str, &str, &str, &str)] = &[
         "dep.d",
         "foo.c",
     ),
+    // gcc writes dep.d, clang foo.d: no fixed name (the step asks `-M` again)
     (
         "-c foo.c -Wp,-MD,dep.d,-MT,x",
-        "unsupported",
-        "-",
+        "compile",
+        "foo.o",
         "-",
         "foo.c",
     ),
+    (
+        "-c foo.c -Wp,-MD,dep.d -Wp,-MT,x",
+        "compile",
+        "foo.o",
+        "dep.d",
+        "foo.c",
+    ),
+    (
+        "-c foo.c -Wp,-MMD,dep.d -Wp,-MQ,x -Wp,-MP",
+        "compile",
+        "foo.o",
+        "dep.d",
+        "foo.c",
+    ),
+    ("-c foo.c -Wp,-MQ,x", "compile", "foo.o", "-", "foo.c"),
+    ("-c foo.c -Wp,-MF,x.d", "compile", "foo.o", "-", "foo.c"),
+    ("-c foo.c -Wp,-M", "unsupported", "-", "-", "foo.c"),
+    ("-c foo.c -Wp,-MMD", "unsupported", "-", "-", "foo.c"),
+    ("-c foo.c -Wp,-MD,d.d,-MG", "unsupported", "-", "-", "foo.c"),
     ("-c foo.c -Wp,-DFOO", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -MF x.d", "compile", "foo.o", "-", "foo.c"),
     ("-c foo.c -MT x", "compile", "foo.o", "-", "foo.c"),
@@ -615,4 +635,47 @@ fn outputs_match_gcc_and_clang_dry_runs() {
     }
     assert!(checked >= 120, "only {checked} rows checked against -###");
     eprintln!("{checked} (row, driver) pairs checked against -###");
+}
+
+/// How a one-source compile gets its list of inputs: from the user's depfile when that
+/// lists everything, widened from -MMD only where no system header can be left out,
+/// otherwise from a separate `-M` run (the user's depfile untouched).
+#[test]
+fn depfile_plans() {
+    let user = |f: &str| DepPlan::User(f.into());
+    let widen = |f: &str| DepPlan::Widen(f.into());
+    for (argv, want) in [
+        ("-c a.c", DepPlan::Private),
+        ("-c a.c -MD", user("a.d")),
+        ("-c a.c -MD -MF x.d -MT t", user("x.d")),
+        ("-c a.c -Wp,-MD,.a.o.d", user(".a.o.d")),
+        ("-c a.c -Wp,-MD,.a.o.d -Wp,-MT,a.o", user(".a.o.d")),
+        ("-c a.c -Wp,-MD,.a.o.d -Wp,-DX,-MQ,a.o", user(".a.o.d")),
+        ("-c a.c -Wp,-MMD,.a.o.d", DepPlan::Rerun),
+        ("-c a.c -MMD", DepPlan::Rerun),
+        ("-nostdinc -c a.c -Wp,-MMD,.a.o.d", widen(".a.o.d")),
+        ("-nostdinc -c a.c -MMD -MF x.d", widen("x.d")),
+        ("-nostdinc -isystem i -c a.c -MMD", DepPlan::Rerun),
+        ("-nostdinc -idirafter i -c a.c -MMD", DepPlan::Rerun),
+        ("-nostdinc -Wp,-isystem,i -c a.c -MMD", DepPlan::Rerun),
+        ("-nostdinc -Bx -c a.c -MMD", DepPlan::Rerun),
+        ("-c a.c -Wp,-MMD,d,-MT,t", DepPlan::Rerun),
+        ("-c a.c -Wp,-MF,d", DepPlan::Rerun),
+        ("-c a.c -MT t", DepPlan::Rerun),
+        ("-c a.c -Wp,-MQ,t", DepPlan::Rerun),
+        ("-c a.c b.c -MD", DepPlan::Rerun),
+    ] {
+        assert_eq!(classify(&words(argv)).deps_plan(false), want, "{argv}");
+    }
+    // the environment's system directories (C_INCLUDE_PATH) count too
+    assert_eq!(
+        classify(&words("-nostdinc -c a.c -MMD")).deps_plan(true),
+        DepPlan::Rerun
+    );
+    assert_eq!(wp_strip_deps("-Wp,-MD,d.d"), None);
+    assert_eq!(
+        wp_strip_deps("-Wp,-MD,d.d,-DX,-MT,t,-I,inc"),
+        Some("-Wp,-DX,-I,inc".into())
+    );
+    assert_eq!(wp_strip_deps("-Wp,-MTt,-MP,-UY"), Some("-Wp,-UY".into()));
 }

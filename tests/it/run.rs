@@ -172,3 +172,126 @@ fn run_passes_the_exit_status_and_prints_a_summary() {
         "{err}"
     );
 }
+
+/// A step that fails to record (the `omnishim: warning:` case: the build goes on) is in the
+/// step log with the warning's text, and the summary counts it.
+#[test]
+fn a_step_that_fails_to_record_is_logged_and_counted() {
+    let t = Tmp::new();
+    t.write("x.c", "int x(void){return 1;}\n");
+    t.write("y.c", "int y(void){return 2;}\n");
+    // a compiler front end that drops the dependency-file options, as some vendor drivers
+    // and old wrappers do: the object is built, the list of what it read is not
+    let cc = t.write(
+        "fe/cc",
+        "#!/bin/bash\nout=()\nskip=0\nfor a in \"$@\"; do\n  \
+         if [ $skip = 1 ]; then skip=0; continue; fi\n  \
+         case \"$a\" in -MD|-MMD) continue;; -MF) skip=1; continue;; esac\n  \
+         out+=(\"$a\")\ndone\nexec gcc \"${out[@]}\"\n",
+    );
+    std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let store = t.join("store");
+    let out = omnishim(&["run", "--store"])
+        .arg(&store)
+        .args(["--", "sh", "-c", "cc -c x.c && gcc -c y.c"])
+        .current_dir(t.path())
+        .env("PATH", path_with(&t.join("fe")))
+        .env_remove("CC")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(t.join("x.o").exists() && t.join("y.o").exists());
+    let warning = err
+        .lines()
+        .find(|l| l.starts_with("omnishim: warning: x.o: not recorded: "))
+        .unwrap_or_else(|| panic!("no warning: {err}"));
+    let text = warning.trim_start_matches("omnishim: warning: x.o: not recorded: ");
+    assert!(
+        err.contains("omnishim: 1 steps recorded; 1 not recorded: 1 (x.o: "),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(store.join("metadata/omnishim/steps.log")).unwrap();
+    let failed: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["status"] == "not recorded")
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert_eq!(failed[0]["reason"], format!("x.o: {text}"), "{log}");
+    assert!(failed[0]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "x.c"));
+    assert!(
+        failed[0]["tool"].as_str().unwrap().ends_with("fe/cc"),
+        "{log}"
+    );
+}
+
+/// Compiler probes write to /dev/null: it is never an output (nothing stored, no note, not
+/// in the path index, not a top-level output), stays a character device, and as a source
+/// it is no input.
+#[test]
+fn dev_null_is_never_an_output_nor_an_input() {
+    use std::os::unix::fs::FileTypeExt;
+    let t = Tmp::new();
+    t.write("x.c", "int x(void){return 1;}\n");
+    let store = t.join("store");
+    let out = omnishim(&["run", "--store"])
+        .arg(&store)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "gcc -S -o /dev/null -xc /dev/null && gcc -c -o /dev/null x.c \
+             && gcc -c -xc /dev/null -o probe.o && gcc -c x.c",
+        ])
+        .current_dir(t.path())
+        .env_remove("CC")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "omnishim: 2 steps recorded; 2 not recorded: 2 (output is not a regular file);"
+        ),
+        "{err}"
+    );
+    let top = err.split("top-level outputs: ").nth(1).unwrap().trim();
+    assert_eq!(
+        top,
+        format!(
+            "{} {}",
+            t.join("probe.o").display(),
+            t.join("x.o").display()
+        )
+    );
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let s = omnishim::store::Store::at(&store);
+    let empty = omnishim::gitoid::ids_of_bytes(b"");
+    assert!(s.paths_of(&empty.sha1).is_empty());
+    assert!(s.get_target(&empty.sha1).is_none());
+    let index = std::fs::read_dir(store.join("metadata/omnishim/paths"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(!index.contains("/dev/null"), "{index}");
+    // the probe object read only what gcc -M lists besides the empty source
+    let note = omnishim::elf::read_note_file(&t.join("probe.o")).unwrap();
+    let m = s.get_manifest(&note.sha1.unwrap()).unwrap();
+    let dash_m = stdout(Command::new("gcc").args(["-M", "-xc", "/dev/null"]));
+    let want: std::collections::BTreeSet<_> = omnishim::depfile::prerequisites(&dash_m)
+        .iter()
+        .filter(|p| *p != "/dev/null")
+        .map(|p| omnishim::gitoid::ids_of_file(Path::new(p)).unwrap().sha1)
+        .collect();
+    let got: std::collections::BTreeSet<_> = m.inputs.keys().copied().collect();
+    assert_eq!(got, want);
+    assert!(!got.contains(&empty.sha1));
+}
