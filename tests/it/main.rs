@@ -9,3 +9,4 @@ mod ldar;
 mod respond;
 mod run;
 mod util;
+mod verdict;
