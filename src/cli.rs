@@ -4,10 +4,10 @@ use crate::elf;
 use crate::gitoid::{self, Alg, Id, Which};
 use crate::manifest::Manifest;
 use crate::render;
-use crate::resolve::{self, Resolver};
+use crate::resolve::{self, Gap, Resolver};
 use crate::store::Store;
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -35,6 +35,42 @@ impl From<HashArg> for Alg {
         }
     }
 }
+
+/// The exit statuses shared by the commands that answer from the graph.
+const EXIT_CHECK: &str = "Exit status:
+  0  every file's graph was walked completely and nothing denied was found
+  1  a denied file was found (wins over 2 and 3)
+  2  usage or I/O error (a file or the deny list could not be read)
+  3  nothing denied was found, but some file's graph is incomplete: it has no note (an
+     unrecorded file), the store was not found, or a manifest is missing, malformed or
+     unreadable. Each such file gets one line on stderr saying why.";
+
+const EXIT_RESOLVE: &str = "Exit status:
+  0  every file's graph was walked completely
+  2  usage or I/O error (wins over 3)
+  3  some file's graph is incomplete: it has no note (an unrecorded file), the store was not
+     found, or a manifest is missing, malformed or unreadable. Each such file gets one line
+     on stderr saying why.";
+
+const EXIT_SBOM: &str = "Exit status:
+  0  the file's graph was walked completely
+  2  usage or I/O error
+  3  the graph is incomplete (no note, store not found, a manifest missing, malformed or
+     unreadable): the document is written, says so (CycloneDX: compositions aggregate
+     \"incomplete\"; SPDX: the document comment), and one line on stderr says why.";
+
+const EXIT_AUDIT: &str = "Exit status:
+  0  the graph was walked completely and holds every source file DWARF names that is here
+  1  DWARF names source files present here that the graph lacks
+  2  usage or I/O error
+  3  the graph is incomplete (no note, store not found, a manifest missing, malformed or
+     unreadable); this wins over 1, since what lies below an unread manifest is unknown.
+     One line on stderr says why.";
+
+const EXIT_NOTE: &str = "Exit status:
+  0  every file carries a note
+  2  usage or I/O error (wins over 3)
+  3  some file has no note (an unrecorded file): one line on stderr names it";
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -76,61 +112,19 @@ enum Cmd {
         prefixes: Vec<String>,
     },
     /// Walk from files back to the sources they were made from.
-    Resolve {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Only the distinct leaf files: path and gitoid per line.
-        #[arg(long, conflicts_with_all = ["json", "dot"])]
-        sources: bool,
-        /// Nodes and edges as JSON.
-        #[arg(long, conflicts_with = "dot")]
-        json: bool,
-        /// Graphviz.
-        #[arg(long)]
-        dot: bool,
-        /// Also walk into the shared libraries the file links against (when they carry notes).
-        #[arg(long)]
-        follow_dynamic: bool,
-        #[arg(long, value_enum, default_value = "sha1")]
-        hash: HashArg,
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
-    /// Which binaries contain a denied file (gitoid URIs or hex IDs, one per line, optional
-    /// label). Exit status 1 when anything is found, 0 when nothing, 2 on errors.
-    Check {
-        #[arg(long, required = true)]
-        deny: PathBuf,
-        /// Also walk into the shared libraries each binary links against.
-        #[arg(long)]
-        follow_dynamic: bool,
-        /// ELF files or directories (walked recursively; files that are not ELF are skipped).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
+    #[command(after_help = EXIT_RESOLVE)]
+    Resolve(ResolveArgs),
+    /// Which binaries contain a denied file (gitoid URIs or hex IDs, one per line, each with
+    /// an optional label; an ID may come on several lines with different labels).
+    #[command(after_help = EXIT_CHECK)]
+    Check(CheckArgs),
     /// An SPDX 2.3 or CycloneDX 1.6 JSON document of a file and every artifact in its graph.
-    Sbom {
-        file: PathBuf,
-        #[arg(long, value_enum, default_value = "spdx-json")]
-        format: SbomFormat,
-        #[arg(long, value_enum, default_value = "sha1")]
-        hash: HashArg,
-        #[arg(long)]
-        follow_dynamic: bool,
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
+    #[command(after_help = EXIT_SBOM)]
+    Sbom(SbomArgs),
     /// Compare the source files a binary's DWARF names with the leaves of its graph (by path
-    /// and by content). Exit status 1 when DWARF names a file present here that the graph lacks.
-    Audit {
-        file: PathBuf,
-        #[arg(long)]
-        follow_dynamic: bool,
-        #[arg(long)]
-        store: Option<PathBuf>,
-    },
+    /// and by content).
+    #[command(after_help = EXIT_AUDIT)]
+    Audit(AuditArgs),
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -139,6 +133,75 @@ enum Cmd {
         #[arg(long, global = true)]
         store: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct ResolveArgs {
+    /// Files to resolve (a symlink is followed).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Only the distinct leaf files: path and gitoid per line.
+    #[arg(long, conflicts_with_all = ["json", "dot"])]
+    sources: bool,
+    /// Nodes and edges as JSON, with each file's verdict ("complete" or "incomplete") and
+    /// what is missing.
+    #[arg(long, conflicts_with = "dot")]
+    json: bool,
+    /// Graphviz.
+    #[arg(long)]
+    dot: bool,
+    /// Also walk into the shared libraries the file links against (when they carry notes).
+    #[arg(long)]
+    follow_dynamic: bool,
+    #[arg(long, value_enum, default_value = "sha1")]
+    hash: HashArg,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[arg(long, required = true)]
+    deny: PathBuf,
+    /// Also walk into the shared libraries each binary links against (those with notes).
+    #[arg(long)]
+    follow_dynamic: bool,
+    /// ELF files or directories (walked recursively; files that are not ELF are skipped). A
+    /// path given here is followed when it is a symlink.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// One JSON object per ELF file: verdict ("clean", "denied" or "incomplete"), the labels
+    /// hit, the chains down to each denied file, and what is missing from its graph.
+    #[arg(long)]
+    json: bool,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SbomArgs {
+    file: PathBuf,
+    #[arg(long, value_enum, default_value = "spdx-json")]
+    format: SbomFormat,
+    #[arg(long, value_enum, default_value = "sha1")]
+    hash: HashArg,
+    #[arg(long)]
+    follow_dynamic: bool,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    file: PathBuf,
+    #[arg(long)]
+    follow_dynamic: bool,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +230,7 @@ enum ManifestCmd {
 #[derive(Subcommand)]
 enum NoteCmd {
     /// Print the manifest IDs held in the notes of ELF files.
+    #[command(after_help = EXIT_NOTE)]
     Show {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -203,6 +267,12 @@ pub struct ExitCode(pub u8);
 
 impl ExitCode {
     pub const SUCCESS: ExitCode = ExitCode(0);
+    /// check: a denied file; audit: sources the graph lacks; store verify: problems.
+    pub const FOUND: ExitCode = ExitCode(1);
+    /// A usage or I/O error.
+    pub const USAGE: ExitCode = ExitCode(2);
+    /// Nothing found, but some file's graph could not be walked completely: "don't know".
+    pub const INCOMPLETE: ExitCode = ExitCode(3);
 }
 
 impl From<u8> for ExitCode {
@@ -217,7 +287,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
-                ExitCode::from(2)
+                ExitCode::USAGE
             } else {
                 ExitCode::SUCCESS
             };
@@ -227,7 +297,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("omnishim: {}", one_line(&e));
-            ExitCode::from(1)
+            ExitCode::USAGE
         }
     }
 }
@@ -245,6 +315,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
     out.join(": ").replace('\n', " ")
 }
 
+/// The store a command reads (never created: a missing one is reported as such).
 fn store_from(arg: Option<PathBuf>) -> Result<Store> {
     match arg {
         Some(p) => Ok(Store::at(p)),
@@ -257,230 +328,297 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Id { paths, hash, json } => cmd_id(&paths, hash.map(Alg::from), json),
         Cmd::Manifest {
             cmd: ManifestCmd::Show { id, store },
-        } => {
-            let store = store_from(store)?;
-            let id = Id::parse_any(&id)?;
-            let bytes = store.get_object(&id)?.with_context(|| {
-                format!("no manifest {} in {}", id.uri(), store.root().display())
-            })?;
-            use std::io::Write;
-            std::io::stdout().write_all(&bytes)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_manifest_show(&id, store),
         Cmd::Manifest {
             cmd: ManifestCmd::Create { inputs, store },
-        } => {
-            let store = store_from(store)?;
-            let mut ms = [Manifest::new(Alg::Sha1), Manifest::new(Alg::Sha256)];
-            for p in &inputs {
-                let ids = gitoid::ids_of_file(p).with_context(|| p.display().to_string())?;
-                for m in ms.iter_mut() {
-                    m.add(ids.get(m.alg), None);
-                }
-            }
-            for m in &ms {
-                println!("{}", store.put_manifest(m)?.uri());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_manifest_create(&inputs, store),
         Cmd::Note {
             cmd: NoteCmd::Show { files, json },
-        } => {
-            let mut failed = false;
-            let mut rows = Vec::new();
-            for f in &files {
-                match elf::read_note_file(f) {
-                    Ok(ids) if json => rows.push(serde_json::json!({
-                        "path": f.to_string_lossy(),
-                        "sha1": ids.sha1.map(|i| i.uri()),
-                        "sha256": ids.sha256.map(|i| i.uri()),
-                    })),
-                    Ok(ids) if ids.is_empty() => println!("{}: no OmniBOR note", f.display()),
-                    Ok(ids) => print_ids(&[ids.sha1, ids.sha256], f),
-                    Err(e) => {
-                        eprintln!("omnishim: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            finish_listing(json, rows, failed)
-        }
+        } => cmd_note_show(&files, json),
         Cmd::Note {
             cmd: NoteCmd::Embed { file, manifests },
-        } => {
-            let mut sha1 = None;
-            let mut sha256 = None;
-            for m in &manifests {
-                let id = Id::parse_any(m)?;
-                match id.alg() {
-                    Alg::Sha1 => sha1 = Some(id),
-                    Alg::Sha256 => sha256 = Some(id),
-                }
-            }
-            let (Some(sha1), Some(sha256)) = (sha1, sha256) else {
-                anyhow::bail!("--manifest needs one sha1 and one sha256 ID");
-            };
-            elf::embed_file(&file, &sha1, &sha256)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => cmd_note_embed(&file, &manifests),
         Cmd::Note {
             cmd: NoteCmd::Placeholder { like, o },
-        } => {
-            let bytes = std::fs::read(&like).with_context(|| like.display().to_string())?;
-            let t = elf::Target::from_object(&bytes).with_context(|| like.display().to_string())?;
-            std::fs::write(&o, elf::placeholder_object(&t))
-                .with_context(|| o.display().to_string())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Resolve {
-            files,
-            sources,
-            json,
-            dot,
-            follow_dynamic,
-            hash,
-            store,
-        } => {
-            let mut r = Resolver::new(store_from(store)?, hash.into());
-            let mut failed = false;
-            let mut docs = Vec::new();
-            for f in &files {
-                let node = match r.resolve_file(f, follow_dynamic) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        eprintln!("omnishim: {e}");
-                        failed = true;
-                        continue;
-                    }
-                };
-                if sources {
-                    for id in resolve::leaves(&node) {
-                        let p = r
-                            .paths(&id)
-                            .into_iter()
-                            .next()
-                            .unwrap_or_else(|| "?".into());
-                        println!("{p}  {}", id.uri());
-                    }
-                } else if json {
-                    docs.push(render::json(&mut r, f, &node));
-                } else if dot {
-                    print!("{}", render::dot(&mut r, &node));
-                } else {
-                    print!("{}", render::tree(&mut r, f, &node));
-                }
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&docs)?);
-            }
-            Ok(if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Cmd::Run { store, cmd } => {
-            let store = store_from(store)?;
-            let code = crate::wrap::run(store.root(), &cmd)?;
-            Ok(ExitCode::from(code.clamp(0, 255) as u8))
-        }
-        Cmd::Shims { dir, prefixes } => {
-            let exe = std::env::current_exe().context("cannot find the omnishim binary")?;
-            let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
-            let path: Vec<PathBuf> = std::env::var_os("PATH")
-                .map(|v| std::env::split_paths(&v).collect())
-                .unwrap_or_default();
-            let names = crate::wrap::make_shim_dir(&dir, &exe, &path, &prefixes)
-                .with_context(|| dir.display().to_string())?;
-            eprintln!("omnishim: {} links in {}", names.len(), dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Check {
-            deny,
-            follow_dynamic,
-            paths,
-            store,
-        } => cmd_check(&deny, follow_dynamic, &paths, store),
-        Cmd::Sbom {
-            file,
-            format,
-            hash,
-            follow_dynamic,
-            store,
-        } => {
-            let mut r = Resolver::new(store_from(store)?, hash.into());
-            let node = r
-                .resolve_file(&file, follow_dynamic)
-                .map_err(anyhow::Error::msg)?;
-            let now = crate::sbom::now_utc();
-            let doc = match format {
-                SbomFormat::SpdxJson => crate::sbom::spdx(&mut r, &file, &node, &now),
-                SbomFormat::CyclonedxJson => crate::sbom::cyclonedx(&mut r, &file, &node, &now),
-            };
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Audit {
-            file,
-            follow_dynamic,
-            store,
-        } => {
-            let mut r = Resolver::new(store_from(store)?, Alg::Sha1);
-            let rep =
-                crate::audit::audit(&mut r, &file, follow_dynamic).map_err(anyhow::Error::msg)?;
-            for p in &rep.missing {
-                println!("missing from the graph: {}", p.display());
-            }
-            for p in &rep.by_content_only {
-                println!(
-                    "in the graph by content only (another path): {}",
-                    p.display()
-                );
-            }
-            for p in &rep.not_here {
-                println!("named by DWARF, not on this machine: {}", p.display());
-            }
-            for p in &rep.graph_only {
-                println!("in the graph, not named by DWARF: {p}");
-            }
-            eprintln!(
-                "omnishim: {}: DWARF names {} files, the graph has {} leaves; {} missing from the graph, {} by content only, {} not on this machine, {} only in the graph",
-                file.display(),
-                rep.dwarf_count,
-                rep.leaf_count,
-                rep.missing.len(),
-                rep.by_content_only.len(),
-                rep.not_here.len(),
-                rep.graph_only.len()
-            );
-            Ok(if rep.missing.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => cmd_note_placeholder(&like, &o),
+        Cmd::Run { store, cmd } => cmd_run(store, &cmd),
+        Cmd::Shims { dir, prefixes } => cmd_shims(&dir, &prefixes),
+        Cmd::Resolve(a) => cmd_resolve(a),
+        Cmd::Check(a) => cmd_check(a),
+        Cmd::Sbom(a) => cmd_sbom(a),
+        Cmd::Audit(a) => cmd_audit(a),
         Cmd::Store {
             cmd: StoreCmd::Verify,
             store,
-        } => {
-            let store = store_from(store)?;
-            let rep = store.verify()?;
-            for p in &rep.problems {
-                println!("{p}");
-            }
-            eprintln!(
-                "omnishim: {} objects checked in {}, {} problems",
-                rep.objects,
-                store.root().display(),
-                rep.problems.len()
-            );
-            Ok(if rep.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+        } => cmd_store_verify(store),
+    }
+}
+
+/// What the commands that answer from the graph found, turned into their exit status:
+/// a hit (1) over an error (2) over an incomplete graph (3) over a complete one (0).
+#[derive(Default)]
+struct Outcome {
+    hit: bool,
+    error: bool,
+    incomplete: bool,
+}
+
+impl Outcome {
+    fn code(&self) -> ExitCode {
+        if self.hit {
+            ExitCode::FOUND
+        } else if self.error {
+            ExitCode::USAGE
+        } else if self.incomplete {
+            ExitCode::INCOMPLETE
+        } else {
+            ExitCode::SUCCESS
         }
     }
+
+    /// An error for stderr.
+    fn error(&mut self, e: impl std::fmt::Display) {
+        eprintln!("omnishim: {e}");
+        self.error = true;
+    }
+
+    /// A file's gaps: its one line on stderr when there are any.
+    fn gaps(&mut self, path: &Path, gaps: &[Gap]) {
+        if let Some(line) = resolve::incomplete_line(path, gaps) {
+            eprintln!("omnishim: {line}");
+            self.incomplete = true;
+        }
+    }
+}
+
+fn cmd_manifest_show(id: &str, store: Option<PathBuf>) -> Result<ExitCode> {
+    let store = store_from(store)?;
+    let id = Id::parse_any(id)?;
+    let bytes = store
+        .get_object(&id)?
+        .with_context(|| format!("no manifest {} in {}", id.uri(), store.root().display()))?;
+    use std::io::Write;
+    std::io::stdout().write_all(&bytes)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_manifest_create(inputs: &[PathBuf], store: Option<PathBuf>) -> Result<ExitCode> {
+    let store = store_from(store)?;
+    let mut ms = [Manifest::new(Alg::Sha1), Manifest::new(Alg::Sha256)];
+    for p in inputs {
+        let ids = gitoid::ids_of_file(p).with_context(|| p.display().to_string())?;
+        for m in ms.iter_mut() {
+            m.add(ids.get(m.alg), None);
+        }
+    }
+    for m in &ms {
+        println!("{}", store.put_manifest(m)?.uri());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file without a note is an unrecorded file: exit 3, one line on stderr.
+fn cmd_note_show(files: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let mut out = Outcome::default();
+    let mut rows = Vec::new();
+    for f in files {
+        let ids = match elf::read_note_file(f) {
+            Ok(ids) => ids,
+            Err(e) => {
+                out.error(e);
+                continue;
+            }
+        };
+        let gaps = if ids.is_empty() {
+            vec![Gap::Unrecorded]
+        } else {
+            Vec::new()
+        };
+        out.gaps(f, &gaps);
+        if json {
+            rows.push(serde_json::json!({
+                "path": f.to_string_lossy(),
+                "sha1": ids.sha1.map(|i| i.uri()),
+                "sha256": ids.sha256.map(|i| i.uri()),
+                "verdict": if gaps.is_empty() { "complete" } else { "incomplete" },
+                "incomplete": gaps.iter().map(Gap::to_json).collect::<Vec<_>>(),
+            }));
+        } else {
+            print_ids(&[ids.sha1, ids.sha256], f);
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(out.code())
+}
+
+fn cmd_note_embed(file: &Path, manifests: &[String]) -> Result<ExitCode> {
+    let mut sha1 = None;
+    let mut sha256 = None;
+    for m in manifests {
+        let id = Id::parse_any(m)?;
+        match id.alg() {
+            Alg::Sha1 => sha1 = Some(id),
+            Alg::Sha256 => sha256 = Some(id),
+        }
+    }
+    let (Some(sha1), Some(sha256)) = (sha1, sha256) else {
+        anyhow::bail!("--manifest needs one sha1 and one sha256 ID");
+    };
+    elf::embed_file(file, &sha1, &sha256)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_note_placeholder(like: &Path, o: &Path) -> Result<ExitCode> {
+    let bytes = std::fs::read(like).with_context(|| like.display().to_string())?;
+    let t = elf::Target::from_object(&bytes).with_context(|| like.display().to_string())?;
+    std::fs::write(o, elf::placeholder_object(&t)).with_context(|| o.display().to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_run(store: Option<PathBuf>, cmd: &[std::ffi::OsString]) -> Result<ExitCode> {
+    let store = store_from(store)?;
+    let code = crate::wrap::run(store.root(), cmd)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn cmd_shims(dir: &Path, prefixes: &[String]) -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find the omnishim binary")?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    let names = crate::wrap::make_shim_dir(dir, &exe, &path, prefixes)
+        .with_context(|| dir.display().to_string())?;
+    eprintln!("omnishim: {} links in {}", names.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_resolve(a: ResolveArgs) -> Result<ExitCode> {
+    let mut r = Resolver::new(store_from(a.store)?, a.hash.into());
+    let mut out = Outcome::default();
+    let mut docs = Vec::new();
+    for f in &a.files {
+        let node = match r.resolve_file(f, a.follow_dynamic) {
+            Ok(n) => n,
+            Err(e) => {
+                out.error(e);
+                continue;
+            }
+        };
+        let gaps = r.gaps(&node);
+        out.gaps(f, &gaps);
+        if a.sources {
+            for id in resolve::leaves(&node) {
+                let p = r
+                    .paths(&id)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| "?".into());
+                println!("{p}  {}", id.uri());
+            }
+        } else if a.json {
+            docs.push(render::json(&mut r, f, &node));
+        } else if a.dot {
+            print!("{}", render::dot(&mut r, &node));
+        } else {
+            print!("{}", render::tree(&mut r, f, &node));
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&docs)?);
+    }
+    Ok(out.code())
+}
+
+fn cmd_sbom(a: SbomArgs) -> Result<ExitCode> {
+    let mut r = Resolver::new(store_from(a.store)?, a.hash.into());
+    let mut out = Outcome::default();
+    let node = match r.resolve_file(&a.file, a.follow_dynamic) {
+        Ok(n) => n,
+        Err(e) => {
+            out.error(e);
+            return Ok(out.code());
+        }
+    };
+    out.gaps(&a.file, &r.gaps(&node));
+    let now = crate::sbom::now_utc();
+    let doc = match a.format {
+        SbomFormat::SpdxJson => crate::sbom::spdx(&mut r, &a.file, &node, &now),
+        SbomFormat::CyclonedxJson => crate::sbom::cyclonedx(&mut r, &a.file, &node, &now),
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(out.code())
+}
+
+/// Audit's "missing" needs the whole graph: with part of it unread, an incomplete graph (3)
+/// wins over "missing" (1).
+fn cmd_audit(a: AuditArgs) -> Result<ExitCode> {
+    let mut r = Resolver::new(store_from(a.store)?, Alg::Sha1);
+    let mut out = Outcome::default();
+    // the walk is cached: audit's own walk below reads no manifest twice
+    let gaps = match r.resolve_file(&a.file, a.follow_dynamic) {
+        Ok(node) => r.gaps(&node),
+        Err(e) => {
+            out.error(e);
+            return Ok(out.code());
+        }
+    };
+    let rep = match crate::audit::audit(&mut r, &a.file, a.follow_dynamic) {
+        Ok(rep) => rep,
+        Err(e) => {
+            out.error(e);
+            return Ok(out.code());
+        }
+    };
+    for p in &rep.missing {
+        println!("missing from the graph: {}", p.display());
+    }
+    for p in &rep.by_content_only {
+        println!(
+            "in the graph by content only (another path): {}",
+            p.display()
+        );
+    }
+    for p in &rep.not_here {
+        println!("named by DWARF, not on this machine: {}", p.display());
+    }
+    for p in &rep.graph_only {
+        println!("in the graph, not named by DWARF: {p}");
+    }
+    eprintln!(
+        "omnishim: {}: DWARF names {} files, the graph has {} leaves; {} missing from the graph, {} by content only, {} not on this machine, {} only in the graph",
+        a.file.display(),
+        rep.dwarf_count,
+        rep.leaf_count,
+        rep.missing.len(),
+        rep.by_content_only.len(),
+        rep.not_here.len(),
+        rep.graph_only.len()
+    );
+    out.gaps(&a.file, &gaps);
+    out.hit = !rep.missing.is_empty() && !out.incomplete;
+    Ok(out.code())
+}
+
+fn cmd_store_verify(store: Option<PathBuf>) -> Result<ExitCode> {
+    let store = store_from(store)?;
+    let rep = store.verify()?;
+    for p in &rep.problems {
+        println!("{p}");
+    }
+    eprintln!(
+        "omnishim: {} objects checked in {}, {} problems",
+        rep.objects,
+        store.root().display(),
+        rep.problems.len()
+    );
+    Ok(if rep.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FOUND
+    })
 }
 
 /// Files under `p` in sorted order (p itself when it is not a directory).
@@ -534,7 +672,14 @@ fn cmd_id(paths: &[PathBuf], hash: Option<Alg>, json: bool) -> Result<ExitCode> 
             }
         }
     }
-    finish_listing(json, rows, failed)
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(if failed {
+        ExitCode::FOUND
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `<uri>  <path>`, one line per ID present.
@@ -544,90 +689,57 @@ fn print_ids(ids: &[Option<Id>], path: &Path) {
     }
 }
 
-/// The end of a per-file listing: the JSON array when asked, exit 1 when any file failed.
-fn finish_listing(json: bool, rows: Vec<serde_json::Value>, failed: bool) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn cmd_check(
-    deny: &Path,
-    follow_dynamic: bool,
-    paths: &[PathBuf],
-    store: Option<PathBuf>,
-) -> Result<ExitCode> {
+fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
     use crate::respond::{self, Checker};
-    let list = match respond::read_deny(deny) {
+    let mut out = Outcome::default();
+    let list = match respond::read_deny(&a.deny) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("omnishim: {e}");
-            return Ok(ExitCode::from(2));
+            out.error(e);
+            return Ok(out.code());
         }
     };
-    let store = store_from(store)?;
+    let store = store_from(a.store)?;
     let mut checkers: Vec<Checker> = Alg::ALL
         .iter()
-        .map(|a| Checker::new(store.clone(), *a, list.clone()))
+        .map(|alg| Checker::new(store.clone(), *alg, list.clone()))
         .filter(|c| !c.is_empty())
         .collect();
-    let (files, mut errors) = respond::elf_files(paths);
-    let mut hits = 0usize;
-    let mut hit_files = 0usize;
+    let (files, errors) = respond::elf_files(&a.paths);
+    for e in &errors {
+        out.error(e);
+    }
+    let mut rows = Vec::new();
+    let (mut hits, mut hit_files, mut incomplete_files) = (0usize, 0usize, 0usize);
     for f in &files {
-        let mut any = false;
-        for c in checkers.iter_mut() {
-            match c.check_file(f, follow_dynamic) {
-                Ok(found) => {
-                    for h in found {
-                        any = true;
-                        hits += 1;
-                        let chain: Vec<String> = h
-                            .chain
-                            .iter()
-                            .map(|id| {
-                                let p = c.resolver.paths(id).into_iter().next();
-                                p.unwrap_or_else(|| id.hex())
-                            })
-                            .collect();
-                        let label = if h.label.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{} ", h.label)
-                        };
-                        println!(
-                            "{}: {label}{} via {} -> {}",
-                            f.display(),
-                            h.id.uri(),
-                            f.display(),
-                            chain.join(" -> ")
-                        );
-                    }
-                }
-                Err(e) => errors.push(e),
+        let rep = match respond::check_all(&mut checkers, f, a.follow_dynamic) {
+            Ok(rep) => rep,
+            Err(e) => {
+                out.error(e);
+                continue;
             }
-        }
-        if any {
+        };
+        if !rep.chains.is_empty() {
             hit_files += 1;
+            hits += rep.chains.len();
+            out.hit = true;
+        }
+        if !rep.gaps.is_empty() {
+            incomplete_files += 1;
+        }
+        out.gaps(f, &rep.gaps);
+        if a.json {
+            rows.push(rep.to_json());
+        } else {
+            print!("{}", rep.text());
         }
     }
-    for e in &errors {
-        eprintln!("omnishim: {e}");
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
     }
     eprintln!(
-        "omnishim: {} ELF files checked, {hit_files} contain denied files ({hits} paths)",
+        "omnishim: {} ELF files checked, {hit_files} contain denied files ({hits} paths), {incomplete_files} incomplete",
         files.len()
     );
-    Ok(if !errors.is_empty() {
-        ExitCode::from(2)
-    } else if hits > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(out.code())
 }

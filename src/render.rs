@@ -10,6 +10,8 @@ fn state_note(n: &Node) -> String {
         NodeState::Leaf | NodeState::Manifest(_) => String::new(),
         NodeState::Missing(m) => format!("  [manifest {} missing from the store]", m.hex()),
         NodeState::Malformed(m, e) => format!("  [manifest {} malformed: {e}]", m.hex()),
+        NodeState::Unreadable(m, e) => format!("  [manifest {} unreadable: {e}]", m.hex()),
+        NodeState::Unrecorded => "  [no note: unrecorded file]".to_string(),
         NodeState::Cycle(m) => format!("  [cycle through manifest {}]", m.hex()),
     }
 }
@@ -72,8 +74,10 @@ pub fn tree(r: &mut Resolver, root_path: &Path, root: &Node) -> String {
     out
 }
 
-/// Nodes (artifact ID, paths, manifest) and edges (parent -> input).
+/// Nodes (artifact ID, paths, manifest, problem) and edges (parent -> input), with the
+/// file's verdict: "complete", or "incomplete" and every gap.
 pub fn json(r: &mut Resolver, root_path: &Path, root: &Node) -> serde_json::Value {
+    let gaps = r.gaps(root);
     let mut nodes = serde_json::Map::new();
     let mut edges = Vec::new();
     let mut seen = HashSet::new();
@@ -90,10 +94,16 @@ pub fn json(r: &mut Resolver, root_path: &Path, root: &Node) -> serde_json::Valu
                 NodeState::Manifest(m)
                 | NodeState::Missing(m)
                 | NodeState::Malformed(m, _)
+                | NodeState::Unreadable(m, _)
                 | NodeState::Cycle(m) => Some(m.uri()),
-                NodeState::Leaf => None,
+                NodeState::Leaf | NodeState::Unrecorded => None,
             };
-            let problem = state_note(n).trim().to_string();
+            // "[...]" around the note is for the tree
+            let problem = state_note(n)
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
             nodes.insert(
                 uri.clone(),
                 serde_json::json!({
@@ -117,6 +127,8 @@ pub fn json(r: &mut Resolver, root_path: &Path, root: &Node) -> serde_json::Valu
     serde_json::json!({
         "file": root_path.to_string_lossy(),
         "root": root.artifact.uri(),
+        "verdict": if gaps.is_empty() { "complete" } else { "incomplete" },
+        "incomplete": gaps.iter().map(|g| g.to_json()).collect::<Vec<_>>(),
         "nodes": nodes,
         "edges": edges,
     })

@@ -7,7 +7,7 @@ use crate::gitoid::{self, Alg, Id};
 use crate::manifest::Manifest;
 use crate::store::Store;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What is known of one node of the graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,8 +20,92 @@ pub enum NodeState {
     Missing(Id),
     /// The manifest is there but does not parse.
     Malformed(Id, String),
+    /// The manifest is there but cannot be read (the OS error, e.g. another user's 0600 file).
+    Unreadable(Id, String),
     /// Already on the path from the root: a cycle.
     Cycle(Id),
+    /// The file asked about has no manifest: no note, nothing in the store's target index.
+    /// (Only ever a root: below a manifest, an input without one is a `Leaf`.)
+    Unrecorded,
+}
+
+/// Why a file's graph could not be walked completely. Any gap makes an answer "unknown"
+/// rather than "clean".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gap {
+    /// The file itself has no manifest: not built under the shims.
+    Unrecorded,
+    /// The store directory does not exist, so no manifest can be read.
+    NoStore(PathBuf),
+    Missing(Id),
+    Malformed(Id, String),
+    Unreadable(Id, String),
+}
+
+impl Gap {
+    /// A stable name for JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Gap::Unrecorded => "no-note",
+            Gap::NoStore(_) => "store-not-found",
+            Gap::Missing(_) => "manifest-missing",
+            Gap::Malformed(..) => "manifest-malformed",
+            Gap::Unreadable(..) => "manifest-unreadable",
+        }
+    }
+
+    pub fn manifest(&self) -> Option<Id> {
+        match self {
+            Gap::Missing(m) | Gap::Malformed(m, _) | Gap::Unreadable(m, _) => Some(*m),
+            Gap::Unrecorded | Gap::NoStore(_) => None,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind(),
+            "manifest": self.manifest().map(|m| m.uri()),
+            "message": self.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gap::Unrecorded => write!(
+                f,
+                "no note (unrecorded file: no OmniBOR note, and no manifest for it in the store)"
+            ),
+            Gap::NoStore(p) => write!(
+                f,
+                "store not found: {} does not exist (set OMNIBOR_DIR or --store)",
+                p.display()
+            ),
+            Gap::Missing(m) => write!(f, "manifest {} missing from the store", m.uri()),
+            Gap::Malformed(m, e) => write!(f, "manifest {} malformed: {e}", m.uri()),
+            Gap::Unreadable(m, e) => write!(f, "manifest {} unreadable: {e}", m.uri()),
+        }
+    }
+}
+
+/// Add a gap once.
+pub fn add_gap(gaps: &mut Vec<Gap>, g: Gap) {
+    if !gaps.contains(&g) {
+        gaps.push(g);
+    }
+}
+
+/// One line (for stderr) naming a file whose graph is incomplete and why; with several gaps
+/// the first is named and the others counted (`--json` lists them all).
+pub fn incomplete_line(path: &Path, gaps: &[Gap]) -> Option<String> {
+    let first = gaps.first()?;
+    let more = match gaps.len() {
+        1 => String::new(),
+        2 => " (and 1 more problem)".to_string(),
+        n => format!(" (and {} more problems)", n - 1),
+    };
+    Some(format!("{}: incomplete: {first}{more}", path.display()))
 }
 
 #[derive(Clone, Debug)]
@@ -42,7 +126,9 @@ type Members = std::collections::BTreeMap<Id, std::collections::BTreeSet<Id>>;
 pub struct Resolver {
     pub store: Store,
     pub alg: Alg,
-    manifests: HashMap<Id, Result<Manifest, String>>,
+    /// Whether the store's directory exists (checked once: reading never creates it).
+    store_found: bool,
+    manifests: HashMap<Id, Result<Manifest, NodeState>>,
     paths: Option<HashMap<String, Vec<String>>>,
     twins: HashMap<String, String>,
     members: HashMap<Id, Option<std::rc::Rc<Members>>>,
@@ -50,9 +136,11 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(store: Store, alg: Alg) -> Resolver {
+        let store_found = store.root().is_dir();
         Resolver {
             store,
             alg,
+            store_found,
             manifests: HashMap::new(),
             paths: None,
             twins: HashMap::new(),
@@ -79,17 +167,51 @@ impl Resolver {
     pub fn load(&mut self, id: &Id) -> Result<Manifest, NodeState> {
         if !self.manifests.contains_key(id) {
             let r = match self.store.get_object(id) {
-                Ok(Some(b)) => Manifest::parse(&b).map_err(|e| e.to_string()),
-                Ok(None) => Err(String::new()),
-                Err(e) => Err(e.to_string()),
+                Ok(Some(b)) => {
+                    Manifest::parse(&b).map_err(|e| NodeState::Malformed(*id, e.to_string()))
+                }
+                Ok(None) => Err(NodeState::Missing(*id)),
+                Err(e) => Err(NodeState::Unreadable(*id, e.to_string())),
             };
             self.manifests.insert(*id, r);
         }
-        match &self.manifests[id] {
-            Ok(m) => Ok(m.clone()),
-            Err(e) if e.is_empty() => Err(NodeState::Missing(*id)),
-            Err(e) => Err(NodeState::Malformed(*id, e.clone())),
+        self.manifests[id].clone()
+    }
+
+    /// What a node's state leaves unknown, if anything. Without a store every manifest is
+    /// missing: that is said once, as "store not found".
+    pub fn gap_of(&self, state: &NodeState) -> Option<Gap> {
+        if !self.store_found
+            && matches!(
+                state,
+                NodeState::Missing(_)
+                    | NodeState::Malformed(..)
+                    | NodeState::Unreadable(..)
+                    | NodeState::Unrecorded
+            )
+        {
+            return Some(Gap::NoStore(self.store.root().to_path_buf()));
         }
+        match state {
+            NodeState::Leaf | NodeState::Manifest(_) | NodeState::Cycle(_) => None,
+            NodeState::Missing(m) => Some(Gap::Missing(*m)),
+            NodeState::Malformed(m, e) => Some(Gap::Malformed(*m, e.clone())),
+            NodeState::Unreadable(m, e) => Some(Gap::Unreadable(*m, e.clone())),
+            NodeState::Unrecorded => Some(Gap::Unrecorded),
+        }
+    }
+
+    /// Every gap in a resolved graph, each once, in walk order.
+    pub fn gaps(&self, root: &Node) -> Vec<Gap> {
+        let mut out = Vec::new();
+        let mut stack = vec![root];
+        while let Some(n) = stack.pop() {
+            if let Some(g) = self.gap_of(&n.state) {
+                add_gap(&mut out, g);
+            }
+            stack.extend(n.children.iter().rev());
+        }
+        out
     }
 
     /// The archive members the links with this manifest pulled in, when recorded (loaded
@@ -106,6 +228,16 @@ impl Resolver {
     pub fn walk(&mut self, artifact: Id, manifest: Option<Id>) -> Node {
         let mut stack = HashSet::new();
         self.walk_inner(artifact, manifest, &mut stack, None)
+    }
+
+    /// The graph of a file asked about: like `walk`, but a root without a manifest is
+    /// `Unrecorded` (a file nobody recorded), not a source leaf.
+    pub fn walk_root(&mut self, artifact: Id, manifest: Option<Id>) -> Node {
+        let mut node = self.walk(artifact, manifest);
+        if manifest.is_none() {
+            node.state = NodeState::Unrecorded;
+        }
+        node
     }
 
     /// `only`: the inputs to keep (an archive below a link: the members it pulled in).
@@ -240,7 +372,7 @@ impl Resolver {
     pub fn resolve_file(&mut self, path: &Path, follow_dynamic: bool) -> Result<Node, String> {
         let ids = gitoid::ids_of_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let (artifact, manifest) = self.root_of(path)?;
-        let mut node = self.walk(artifact, manifest);
+        let mut node = self.walk_root(artifact, manifest);
         if follow_dynamic {
             let mut seen = HashSet::new();
             self.add_dynamic(&mut node, &ids.sha1, &mut seen);

@@ -1,13 +1,15 @@
 //! `omnishim check`: which binaries contain a known-bad file, and through what chain.
 //!
 //! The deny list holds gitoid URIs or bare hex IDs (40 hex = sha1 = a git blob ID, 64 hex =
-//! sha256), one per line, with `#` comments and an optional label after the ID. Hits below a
+//! sha256), one per line, with `#` comments and an optional label after the ID; one ID may
+//! come back on several lines with different labels (one file version, several CVEs), and
+//! every label is kept. Hits below a
 //! manifest are computed once per manifest and shared by every binary that reaches it, so a
 //! whole directory of binaries costs little more than its largest graph.
 
 use crate::elf;
 use crate::gitoid::{self, Alg, Id};
-use crate::resolve::Resolver;
+use crate::resolve::{add_gap, Gap, NodeState, Resolver};
 use crate::store::Store;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,9 +30,13 @@ pub enum DenyError {
     },
 }
 
-/// Parse a deny list: ID -> label.
-pub fn parse_deny(path: &Path, text: &str) -> Result<HashMap<Id, String>, DenyError> {
-    let mut out = HashMap::new();
+/// A deny list: ID -> its distinct labels, in the order the list gives them (none when no
+/// line names one).
+pub type DenyList = HashMap<Id, Vec<String>>;
+
+/// Parse a deny list.
+pub fn parse_deny(path: &Path, text: &str) -> Result<DenyList, DenyError> {
+    let mut out: DenyList = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -45,12 +51,15 @@ pub fn parse_deny(path: &Path, text: &str) -> Result<HashMap<Id, String>, DenyEr
             line: i + 1,
             msg: e.to_string(),
         })?;
-        out.insert(id, label.to_string());
+        let labels = out.entry(id).or_default();
+        if !label.is_empty() && !labels.iter().any(|l| l == label) {
+            labels.push(label.to_string());
+        }
     }
     Ok(out)
 }
 
-pub fn read_deny(path: &Path) -> Result<HashMap<Id, String>, DenyError> {
+pub fn read_deny(path: &Path) -> Result<DenyList, DenyError> {
     let text = std::fs::read_to_string(path).map_err(|source| DenyError::Io {
         path: path.to_path_buf(),
         source,
@@ -63,22 +72,38 @@ pub fn read_deny(path: &Path) -> Result<HashMap<Id, String>, DenyError> {
 pub struct Hit {
     pub binary: PathBuf,
     pub id: Id,
-    pub label: String,
+    /// Every label the deny list gives the ID.
+    pub labels: Vec<String>,
     pub chain: Vec<Id>,
 }
 
-type Chains = Rc<Vec<Vec<Id>>>;
+/// What one file's check found: its hits, and what in its graph could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct FileCheck {
+    pub hits: Vec<Hit>,
+    pub gaps: Vec<Gap>,
+}
+
+/// Below one manifest: chains down to denied artifacts, and the gaps met on the way.
+#[derive(Default)]
+struct Below {
+    chains: Vec<Vec<Id>>,
+    gaps: Vec<Gap>,
+}
+
+/// A manifest, and (link manifest, archive) when only the members that link pulled count.
+type MemoKey = (Id, Option<(Id, Id)>);
 
 /// Checks binaries against a deny list, for one algorithm.
 pub struct Checker {
     pub resolver: Resolver,
-    deny: HashMap<Id, String>,
-    memo: HashMap<(Id, Option<(Id, Id)>), Chains>,
+    deny: DenyList,
+    memo: HashMap<MemoKey, Rc<Below>>,
     on_stack: std::collections::HashSet<Id>,
 }
 
 impl Checker {
-    pub fn new(store: Store, alg: Alg, deny: HashMap<Id, String>) -> Checker {
+    pub fn new(store: Store, alg: Alg, deny: DenyList) -> Checker {
         let deny = deny.into_iter().filter(|(k, _)| k.alg() == alg).collect();
         Checker {
             resolver: Resolver::new(store, alg),
@@ -95,38 +120,45 @@ impl Checker {
     /// Chains from the inputs of a manifest down to denied artifacts. `via`: (link manifest,
     /// archive artifact) when this is an archive below a link that recorded which of its
     /// members it pulled in; only those count.
-    fn below(&mut self, manifest: Id, via: Option<(Id, Id)>) -> Chains {
+    fn below(&mut self, manifest: Id, via: Option<(Id, Id)>) -> Rc<Below> {
         let key = (manifest, via);
         if let Some(c) = self.memo.get(&key) {
             return c.clone();
         }
         if !self.on_stack.insert(manifest) {
-            return Rc::new(Vec::new()); // a cycle: nothing new below
+            return Rc::new(Below::default()); // a cycle: nothing new below
         }
-        let mut out = Vec::new();
+        let mut out = Below::default();
         let only = via.and_then(|(link, ar)| self.resolver.members(&link)?.get(&ar).cloned());
         let pulled = self.resolver.members(&manifest);
-        if let Ok(m) = self.resolver.load(&manifest) {
-            for (a, mf) in &m.inputs {
-                if only.as_ref().is_some_and(|o| !o.contains(a)) {
-                    continue;
-                }
-                if self.deny.contains_key(a) {
-                    out.push(vec![*a]);
-                }
-                if let Some(mf) = mf {
-                    let via = pulled
-                        .as_ref()
-                        .filter(|p| p.contains_key(a))
-                        .map(|_| (manifest, *a));
-                    for c in self.below(*mf, via).iter() {
-                        let mut chain = Vec::with_capacity(c.len() + 1);
-                        chain.push(*a);
-                        chain.extend_from_slice(c);
-                        out.push(chain);
+        match self.resolver.load(&manifest) {
+            Ok(m) => {
+                for (a, mf) in &m.inputs {
+                    if only.as_ref().is_some_and(|o| !o.contains(a)) {
+                        continue;
+                    }
+                    if self.deny.contains_key(a) {
+                        out.chains.push(vec![*a]);
+                    }
+                    if let Some(mf) = mf {
+                        let via = pulled
+                            .as_ref()
+                            .filter(|p| p.contains_key(a))
+                            .map(|_| (manifest, *a));
+                        let sub = self.below(*mf, via);
+                        for c in &sub.chains {
+                            let mut chain = Vec::with_capacity(c.len() + 1);
+                            chain.push(*a);
+                            chain.extend_from_slice(c);
+                            out.chains.push(chain);
+                        }
+                        for g in &sub.gaps {
+                            add_gap(&mut out.gaps, g.clone());
+                        }
                     }
                 }
             }
+            Err(state) => out.gaps.extend(self.resolver.gap_of(&state)),
         }
         self.on_stack.remove(&manifest);
         let rc = Rc::new(out);
@@ -134,20 +166,22 @@ impl Checker {
         rc
     }
 
-    /// Hits in one file. Only the note is read (the file is hashed only when it has none, or
-    /// to follow the shared libraries recorded for it).
-    pub fn check_file(&mut self, path: &Path, follow_dynamic: bool) -> Result<Vec<Hit>, String> {
+    /// Hits and gaps in one file. Only the note is read (the file is hashed only when it has
+    /// none, or to follow the shared libraries recorded for it).
+    pub fn check_file(&mut self, path: &Path, follow_dynamic: bool) -> Result<FileCheck, String> {
         let alg = self.resolver.alg;
         let note = elf::read_note_file(path).map_err(|e| e.to_string())?;
         let mut roots: Vec<(Vec<Id>, Id)> = Vec::new(); // (prefix chain, manifest)
+        let mut gaps = Vec::new();
         let mut ids = None;
         match note.get(alg) {
             Some(m) => roots.push((Vec::new(), m)),
             None => {
                 let i =
                     gitoid::ids_of_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                if let Some(m) = self.resolver.store.get_target(&i.get(alg)) {
-                    roots.push((Vec::new(), m));
+                match self.resolver.store.get_target(&i.get(alg)) {
+                    Some(m) => roots.push((Vec::new(), m)),
+                    None => gaps.extend(self.resolver.gap_of(&NodeState::Unrecorded)),
                 }
                 ids = Some(i);
             }
@@ -184,35 +218,200 @@ impl Checker {
         }
         let mut hits = Vec::new();
         for (prefix, m) in roots {
-            for c in self.below(m, None).iter() {
+            let below = self.below(m, None);
+            for c in &below.chains {
                 let mut chain = prefix.clone();
                 chain.extend_from_slice(c);
                 let Some(&id) = chain.last() else { continue };
                 hits.push(Hit {
                     binary: path.to_path_buf(),
                     id,
-                    label: self.deny.get(&id).cloned().unwrap_or_default(),
+                    labels: self.deny.get(&id).cloned().unwrap_or_default(),
                     chain,
                 });
             }
+            for g in &below.gaps {
+                add_gap(&mut gaps, g.clone());
+            }
         }
-        Ok(hits)
+        Ok(FileCheck { hits, gaps })
     }
 }
 
-/// ELF files under the given paths (directories walked recursively, in sorted order).
+/// One step of a chain: an artifact and the first path it was seen at.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: Id,
+    pub path: Option<String>,
+}
+
+/// A denied file reached from a binary, with its labels and the chain down to it.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub denied: Id,
+    pub labels: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// One file checked with every algorithm's checker: its verdict and what it rests on.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub file: PathBuf,
+    pub chains: Vec<Chain>,
+    /// The distinct labels of every denied file reached, in first-seen order.
+    pub labels: Vec<String>,
+    pub gaps: Vec<Gap>,
+}
+
+impl Report {
+    /// "denied" (a hit, whatever else), "incomplete" (no hit, some gap), or "clean".
+    pub fn verdict(&self) -> &'static str {
+        if !self.chains.is_empty() {
+            "denied"
+        } else if !self.gaps.is_empty() {
+            "incomplete"
+        } else {
+            "clean"
+        }
+    }
+
+    /// One line per chain, then the labels hit.
+    pub fn text(&self) -> String {
+        let f = self.file.display();
+        let mut out = String::new();
+        for c in &self.chains {
+            let label = if c.labels.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", c.labels.join(", "))
+            };
+            let steps: Vec<String> = c
+                .steps
+                .iter()
+                .map(|s| s.path.clone().unwrap_or_else(|| s.id.hex()))
+                .collect();
+            out.push_str(&format!(
+                "{f}: {label}{} via {f} -> {}\n",
+                c.denied.uri(),
+                steps.join(" -> ")
+            ));
+        }
+        if !self.labels.is_empty() {
+            out.push_str(&format!("{f}: labels: {}\n", self.labels.join(", ")));
+        }
+        out
+    }
+
+    /// Each chain starts at the binary itself (hashed here: only files with hits are).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let file = self.file.to_string_lossy();
+        let ids = if self.chains.is_empty() {
+            None
+        } else {
+            gitoid::ids_of_file(&self.file).ok()
+        };
+        let chains: Vec<serde_json::Value> = self
+            .chains
+            .iter()
+            .map(|c| {
+                let first = json!({
+                    "id": ids.as_ref().map(|i| i.get(c.denied.alg()).uri()),
+                    "path": file,
+                });
+                let steps: Vec<serde_json::Value> = std::iter::once(first)
+                    .chain(
+                        c.steps
+                            .iter()
+                            .map(|s| json!({ "id": s.id.uri(), "path": s.path })),
+                    )
+                    .collect();
+                json!({ "denied": c.denied.uri(), "labels": c.labels, "steps": steps })
+            })
+            .collect();
+        json!({
+            "file": file,
+            "verdict": self.verdict(),
+            "labels": self.labels,
+            "chains": chains,
+            "incomplete": self.gaps.iter().map(Gap::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Check one file with every checker (one per algorithm of the deny list).
+pub fn check_all(
+    checkers: &mut [Checker],
+    path: &Path,
+    follow_dynamic: bool,
+) -> Result<Report, String> {
+    let mut rep = Report {
+        file: path.to_path_buf(),
+        chains: Vec::new(),
+        labels: Vec::new(),
+        gaps: Vec::new(),
+    };
+    for c in checkers.iter_mut() {
+        let fc = c.check_file(path, follow_dynamic)?;
+        for h in fc.hits {
+            let steps = h
+                .chain
+                .iter()
+                .map(|id| Step {
+                    id: *id,
+                    path: c.resolver.paths(id).into_iter().next(),
+                })
+                .collect();
+            for l in &h.labels {
+                if !rep.labels.contains(l) {
+                    rep.labels.push(l.clone());
+                }
+            }
+            rep.chains.push(Chain {
+                denied: h.id,
+                labels: h.labels,
+                steps,
+            });
+        }
+        for g in fc.gaps {
+            add_gap(&mut rep.gaps, g);
+        }
+    }
+    Ok(rep)
+}
+
+/// ELF files under the given paths (directories walked recursively, in sorted order). A path
+/// given is followed when it is a symlink; inside the walk a symlinked directory is skipped
+/// (no loops, no trees outside the one asked about), and a symlinked file is checked only when
+/// the walk does not reach the file it names anyway (`libz.so -> libz.so.1.3` is checked once,
+/// as `libz.so.1.3`).
 pub fn elf_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
-    let mut out = Vec::new();
+    use std::os::unix::fs::MetadataExt;
+    // (path, (device, inode), reached through a symlink inside a walk)
+    let mut found: Vec<(PathBuf, (u64, u64), bool)> = Vec::new();
     let mut errors = Vec::new();
-    let mut stack: Vec<PathBuf> = paths.iter().rev().cloned().collect();
-    while let Some(p) = stack.pop() {
-        let meta = match std::fs::symlink_metadata(&p) {
+    // (path, given on the command line)
+    let mut stack: Vec<(PathBuf, bool)> = paths.iter().rev().map(|p| (p.clone(), true)).collect();
+    while let Some((p, given)) = stack.pop() {
+        let lmeta = if given {
+            std::fs::metadata(&p)
+        } else {
+            std::fs::symlink_metadata(&p)
+        };
+        let mut meta = match lmeta {
             Ok(m) => m,
             Err(e) => {
                 errors.push(format!("{}: {e}", p.display()));
                 continue;
             }
         };
+        let linked = meta.file_type().is_symlink();
+        if linked {
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => meta = m,
+                _ => continue, // a directory, a dangling link, a device: not walked
+            }
+        }
         if meta.is_dir() {
             let mut entries: Vec<PathBuf> = match std::fs::read_dir(&p) {
                 Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
@@ -222,10 +421,21 @@ pub fn elf_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
                 }
             };
             entries.sort();
-            stack.extend(entries.into_iter().rev());
+            stack.extend(entries.into_iter().rev().map(|e| (e, false)));
         } else if meta.is_file() && crate::shim::record::head(&p).is_ok_and(|h| elf::is_elf(&h)) {
-            out.push(p);
+            found.push((p, (meta.dev(), meta.ino()), linked));
         }
     }
+    let direct: std::collections::HashSet<(u64, u64)> = found
+        .iter()
+        .filter(|(_, _, linked)| !linked)
+        .map(|(_, k, _)| *k)
+        .collect();
+    let mut linked_seen = std::collections::HashSet::new();
+    let out = found
+        .into_iter()
+        .filter(|(_, k, linked)| !linked || (!direct.contains(k) && linked_seen.insert(*k)))
+        .map(|(p, _, _)| p)
+        .collect();
     (out, errors)
 }

@@ -63,8 +63,10 @@ fn uuid_from(id: &Id) -> String {
     )
 }
 
+/// An incomplete graph is said in the document too, not only by the exit status.
 pub fn spdx(r: &mut Resolver, root_path: &Path, root: &Node, created: &str) -> Value {
     let f = flatten(root);
+    let gaps = r.gaps(root);
     let spdx_id = |id: &Id| format!("SPDXRef-{}-{}", id.alg(), id.hex());
     let mut packages = Vec::new();
     for id in &f.order {
@@ -111,7 +113,7 @@ pub fn spdx(r: &mut Resolver, root_path: &Path, root: &Node, created: &str) -> V
             }));
         }
     }
-    json!({
+    let mut doc = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
@@ -123,11 +125,20 @@ pub fn spdx(r: &mut Resolver, root_path: &Path, root: &Node, created: &str) -> V
         },
         "packages": packages,
         "relationships": rels,
-    })
+    });
+    if !gaps.is_empty() {
+        let why: Vec<String> = gaps.iter().map(|g| g.to_string()).collect();
+        doc["comment"] = json!(format!(
+            "Incomplete OmniBOR graph (what lies below is unknown): {}",
+            why.join("; ")
+        ));
+    }
+    doc
 }
 
 pub fn cyclonedx(r: &mut Resolver, root_path: &Path, root: &Node, created: &str) -> Value {
     let f = flatten(root);
+    let complete = r.gaps(root).is_empty();
     let bom_ref = |id: &Id| id.uri();
     let component = |r: &mut Resolver, id: &Id| {
         // omniborId holds artifact IDs (both algorithms when known); the input manifest ID
@@ -175,6 +186,11 @@ pub fn cyclonedx(r: &mut Resolver, root_path: &Path, root: &Node, created: &str)
         },
         "components": components,
         "dependencies": deps,
+        // whether the root's dependency graph is known in full
+        "compositions": [{
+            "aggregate": if complete { "complete" } else { "incomplete" },
+            "dependencies": [bom_ref(&root.artifact)],
+        }],
     })
 }
 

@@ -12,3 +12,4 @@ mod note;
 mod respond;
 mod run;
 mod util;
+mod verdict;

@@ -35,7 +35,25 @@ fn resolve_reports_missing_malformed_and_cycles_without_looping() {
     let file = t.write("artifact.bin", b"some artifact");
     let ids = gitoid::ids_of_file(&file).unwrap();
     store.set_target(&ids.sha1, &root_m).unwrap();
-    let out = stdout(
+    // the missing and the malformed manifest leave the graph incomplete: exit 3, one line on
+    // stderr (the cycle alone would not: everything below it is walked elsewhere)
+    let incomplete = |c: &mut Command| {
+        let out = c.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("artifact.bin: incomplete: manifest ") && err.contains("1 more problem"),
+            "{err}"
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = incomplete(
         omnishim(&["resolve", "--store"])
             .arg(store.root())
             .arg(&file),
@@ -55,16 +73,24 @@ fn resolve_reports_missing_malformed_and_cycles_without_looping() {
         out.contains(&format!("[cycle through manifest {}]", loop_id.hex())),
         "{out}"
     );
-    let json: serde_json::Value = serde_json::from_str(&stdout(
+    let json: serde_json::Value = serde_json::from_str(&incomplete(
         omnishim(&["resolve", "--json", "--store"])
             .arg(store.root())
             .arg(&file),
     ))
     .unwrap();
     assert_eq!(json[0]["root"], ids.sha1.uri());
+    assert_eq!(json[0]["verdict"], "incomplete");
+    let kinds: Vec<&str> = json[0]["incomplete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["manifest-missing", "manifest-malformed"]);
     // the root, its four inputs, and the one input of the looping manifest
     assert_eq!(json[0]["nodes"].as_object().unwrap().len(), 6);
-    let dot = stdout(
+    let dot = incomplete(
         omnishim(&["resolve", "--dot", "--store"])
             .arg(store.root())
             .arg(&file),
@@ -93,7 +119,7 @@ fn deny_list_format_and_errors() {
     assert_eq!(list.len(), 2);
     assert_eq!(
         list[&Id::from_hex("95d09f2b10159347eece71399a7e2e907ea3df4f").unwrap()],
-        "CVE-0000-0001 hello"
+        vec!["CVE-0000-0001 hello"]
     );
     let bad = t.write("bad.txt", "95d09f2b\n");
     let out = omnishim(&["check", "--deny"])
