@@ -125,8 +125,8 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     }
     // Compiler probes write to /dev/null (`gcc -S -o /dev/null -xc /dev/null`): a device,
     // FIFO or socket holds no artifact, and must not get a note or a place in the index.
-    if step.outputs().iter().any(|o| not_regular(Path::new(o))) {
-        passthrough(Some(NOT_REGULAR_OUTPUT));
+    if step.outputs().iter().any(|o| super::not_regular(Path::new(o))) {
+        passthrough(Some(super::NOT_REGULAR_OUTPUT));
     }
     let tmp = match super::private_tmp() {
         Ok(t) => t,
@@ -174,15 +174,6 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     run::exit_like(status)
 }
 
-/// The reason logged for a step whose output is not a regular file.
-const NOT_REGULAR_OUTPUT: &str = "output is not a regular file";
-
-/// The path exists and is not a regular file (a device such as /dev/null, a FIFO, a
-/// socket, a directory); symlinks are followed.
-fn not_regular(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| !m.is_file())
-}
-
 /// Leave out of a compile's inputs what is no regular file: /dev/null as a source (a
 /// probe compiling an empty file), /dev/stdin, /dev/fd/N from a shell's process
 /// substitution. Such a file has no content of its own to identify (/dev/null would get the
@@ -195,7 +186,7 @@ fn drop_special_inputs(deps: &mut Vec<String>, sources: &[gcc::Source]) {
         let suspect = d.starts_with("/dev/")
             || d.starts_with("/proc/")
             || sources.iter().any(|s| s.path == *d);
-        !(suspect && not_regular(Path::new(d)))
+        !(suspect && super::not_regular(Path::new(d)))
     });
 }
 

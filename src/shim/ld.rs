@@ -31,6 +31,10 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
         _ => {}
     }
+    // `ld -o /dev/null` (a probe): nothing to record, the output is no file of its own
+    if super::not_regular(Path::new(&step.output)) {
+        super::passthrough(&tool, &args, &chain, Some(super::NOT_REGULAR_OUTPUT));
+    }
     let tmp = match super::private_tmp() {
         Ok(t) => t,
         Err(e) => {

@@ -229,3 +229,12 @@ pub fn private_tmp() -> std::io::Result<tempfile::TempDir> {
         Err(_) => b.tempdir(),
     }
 }
+
+/// The reason logged for a step whose output is not a regular file.
+pub(crate) const NOT_REGULAR_OUTPUT: &str = "output is not a regular file";
+
+/// The path exists and is not a regular file (a device such as /dev/null, a FIFO, a
+/// socket, a directory); symlinks are followed.
+pub(crate) fn not_regular(p: &std::path::Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_file())
+}
