@@ -125,7 +125,11 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     }
     // Compiler probes write to /dev/null (`gcc -S -o /dev/null -xc /dev/null`): a device,
     // FIFO or socket holds no artifact, and must not get a note or a place in the index.
-    if step.outputs().iter().any(|o| super::not_regular(Path::new(o))) {
+    if step
+        .outputs()
+        .iter()
+        .any(|o| super::not_regular(Path::new(o)))
+    {
         passthrough(Some(super::NOT_REGULAR_OUTPUT));
     }
     let tmp = match super::private_tmp() {

@@ -130,35 +130,46 @@ pub fn may_use_lto(args: &[String]) -> bool {
 }
 
 /// What a link map says was linked: archive members as `ARCHIVE(MEMBER)` (ld.bfd and gold
-/// for regular archives, lld and mold for all, `:(section)` after it), and plain file paths
-/// (ld.bfd names a thin archive's members by their own path).
+/// for regular archives, lld and mold for all, `:(section)` after it), and, when asked
+/// (`files`), plain file paths (ld.bfd names a thin archive's members by their own path).
 #[derive(Debug, Default)]
 pub struct MapRefs {
     pub members: std::collections::HashSet<(PathBuf, String)>,
     pub files: std::collections::HashSet<PathBuf>,
 }
 
-/// Read the references of a map. Paths are made absolute against the link's directory.
-pub fn map_refs(text: &str, abs: &dyn Fn(&Path) -> PathBuf) -> MapRefs {
+/// Read the references of a map. Paths are made absolute against the link's directory, once
+/// per distinct spelling (a map names the same archive on thousands of lines).
+pub fn map_refs(text: &str, files: bool, abs: &dyn Fn(&Path) -> PathBuf) -> MapRefs {
     let mut r = MapRefs::default();
-    for line in text.lines() {
-        for tok in line.split_ascii_whitespace() {
-            // lld and mold: `lib.a(m.o):(.text)`
-            let tok = match tok.find("):(") {
-                Some(i) => &tok[..i + 1],
-                None => tok,
-            };
-            if let Some(stripped) = tok.strip_suffix(')') {
-                if let Some(open) = stripped.find('(') {
-                    let (ar, member) = (&stripped[..open], &stripped[open + 1..]);
-                    if !ar.is_empty() && !member.is_empty() {
-                        r.members.insert((abs(Path::new(ar)), member.to_string()));
-                        continue;
-                    }
-                }
+    let mut seen: std::collections::HashMap<&str, PathBuf> = Default::default();
+    fn absolute<'t>(
+        seen: &mut std::collections::HashMap<&'t str, PathBuf>,
+        p: &'t str,
+        abs: &dyn Fn(&Path) -> PathBuf,
+    ) -> PathBuf {
+        seen.entry(p).or_insert_with(|| abs(Path::new(p))).clone()
+    }
+    for tok in text.split_ascii_whitespace() {
+        if !tok.contains('(') {
+            if files && !tok.starts_with("0x") && (tok.contains('/') || tok.ends_with(".o")) {
+                let f = absolute(&mut seen, tok, abs);
+                r.files.insert(f);
             }
-            if tok.contains('/') || tok.ends_with(".o") {
-                r.files.insert(abs(Path::new(tok)));
+            continue;
+        }
+        // lld and mold: `lib.a(m.o):(.text)`
+        let tok = match tok.find("):(") {
+            Some(i) => &tok[..i + 1],
+            None => tok,
+        };
+        if let Some(stripped) = tok.strip_suffix(')') {
+            if let Some(open) = stripped.find('(') {
+                let (ar, member) = (&stripped[..open], &stripped[open + 1..]);
+                if !ar.is_empty() && !member.is_empty() && !ar.starts_with("0x") {
+                    let ar = absolute(&mut seen, ar, abs);
+                    r.members.insert((ar, member.to_string()));
+                }
             }
         }
     }
@@ -185,7 +196,10 @@ fn record_members(
     }
     let map = rec.abs(map);
     let text = std::fs::read(&map).map_err(record::io_err(&map))?;
-    let refs = map_refs(&String::from_utf8_lossy(&text), &|p| rec.abs(p));
+    let thin = archives
+        .iter()
+        .any(|a| record::head(&a.path).is_ok_and(|h| h.starts_with(b"!<thin>")));
+    let refs = map_refs(&String::from_utf8_lossy(&text), thin, &|p| rec.abs(p));
     let mut pulled: [BTreeMap<crate::gitoid::Id, BTreeSet<crate::gitoid::Id>>; 2] =
         Default::default();
     for a in archives {
