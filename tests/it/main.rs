@@ -5,6 +5,7 @@ mod classify;
 mod corpus;
 mod elf;
 mod foundation;
+mod kernel;
 mod ldar;
 mod respond;
 mod run;
