@@ -121,7 +121,9 @@ impl Dir {
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
         // SAFETY: open with a NUL-terminated path
         let mut fd = unsafe { libc::open(c.as_ptr(), flags) };
+        let mut made = false;
         if fd < 0 && create && io::Error::last_os_error().kind() == io::ErrorKind::NotFound {
+            made = true;
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -138,9 +140,13 @@ impl Dir {
             }
             return Err(io_err(e));
         }
+        // SAFETY: a descriptor open() just gave us
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if made {
+            adjust_shared(&fd, true);
+        }
         Ok(Some(Dir {
-            // SAFETY: a descriptor open() just gave us
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             path: path.to_path_buf(),
         }))
     }

@@ -9,4 +9,5 @@ mod ldar;
 mod note;
 mod respond;
 mod run;
+mod store;
 mod util;
