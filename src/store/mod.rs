@@ -169,6 +169,13 @@ impl Store {
         d.write_replace(name, bytes, FILE_MODE)
     }
 
+    /// Make a directory inside the store (and those above it), never through a symlink.
+    pub fn make_dir(&self, path: &Path) -> Result<(), StoreError> {
+        let names = safe::names_below(&self.root, path)
+            .ok_or_else(|| StoreError::Outside(path.to_path_buf(), self.root.clone()))?;
+        self.dir(&names, true).map(|_| ())
+    }
+
     /// Write bytes as a content-addressed object (0444 under the umask); returns their ID.
     /// Existing objects are left alone (same name, same bytes).
     pub fn put_object(&self, alg: Alg, bytes: &[u8]) -> Result<Id, StoreError> {

@@ -316,6 +316,36 @@ fn planted_symlinks_are_refused_and_nothing_outside_changes() {
     }
 }
 
+/// `omnishim run` keeps its shim links in the store: a planted symlink there is not followed
+/// (the links never land outside) and `store verify` flags it.
+#[test]
+fn run_does_not_make_its_shims_through_a_planted_symlink() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    let outside = t.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), b"keep me\n").unwrap();
+    std::fs::create_dir_all(store.join("metadata/omnishim")).unwrap();
+    std::os::unix::fs::symlink(&outside, store.join("metadata/omnishim/shims")).unwrap();
+    let before = snapshot(&outside);
+    let o = omnishim(&["run", "--store"])
+        .arg(&store)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(101));
+    assert!(
+        snapshot(&outside) == before,
+        "shim links made outside the store"
+    );
+    let v = omnishim(&["store", "verify", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(v.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("metadata/omnishim/shims: a symbolic link"));
+}
+
 /// A store written under umask 022 is readable by everyone (objects 0444, other files 0644,
 /// directories 0755): another user resolves a binary's sources and finds a denied file.
 /// `store verify` flags a writable object and a file writable by everyone.
