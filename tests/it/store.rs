@@ -110,7 +110,8 @@ fn mkfifo(p: &Path) {
 }
 
 /// Every store path a shim writes or reads, planted as a symlink to an outside file or
-/// directory (or as a FIFO): the build still succeeds with at most one warning line per step
+/// directory (or as a FIFO, or a hard link to an outside file where the store appends): the
+/// build still succeeds with at most one warning line per step
 /// (at least one in all, naming the refused path), nothing outside changes, the read commands
 /// change nothing either, `store verify` flags it and `manifest show` refuses a planted object.
 #[test]
@@ -146,69 +147,91 @@ fn planted_symlinks_are_refused_and_nothing_outside_changes() {
     let shards: Vec<String> = (0..64).map(|i| format!("{m}hashcache/{i:02x}")).collect();
     let paths: Vec<String> = (0..16).map(|i| format!("{m}paths/{i:x}")).collect();
     // (what, planted paths, a directory?, a FIFO instead of a symlink?)
-    let cases: Vec<(&str, Vec<String>, bool, bool)> = vec![
-        ("every hash-cache shard", shards, false, false),
-        ("steps.log", vec![format!("{m}steps.log")], false, false),
+    let cases: Vec<(&str, Vec<String>, bool, &str)> = vec![
+        ("every hash-cache shard", shards, false, "symlink"),
+        ("steps.log", vec![format!("{m}steps.log")], false, "symlink"),
         (
             "steps.log as a FIFO",
             vec![format!("{m}steps.log")],
             false,
-            true,
+            "fifo",
         ),
-        ("every path-index shard", paths, false, false),
+        ("every path-index shard", paths.clone(), false, "symlink"),
+        (
+            "every path-index shard as a hard link",
+            paths,
+            false,
+            "hardlink",
+        ),
+        (
+            "steps.log as a hard link",
+            vec![format!("{m}steps.log")],
+            false,
+            "hardlink",
+        ),
         (
             "the members lock",
             vec![format!("{m}members.lock")],
             false,
-            false,
+            "symlink",
         ),
         (
             "the object of prog's manifest",
             vec![obj_rel.clone()],
             false,
-            false,
+            "symlink",
         ),
         (
             "every object directory",
             under("objects/gitoid_blob_sha1/", true),
             true,
-            false,
+            "symlink",
         ),
         (
             "every target index directory",
             under(&format!("{m}targets/sha1/"), true),
             true,
-            false,
+            "symlink",
         ),
         (
             "every members directory",
             under(&format!("{m}members/"), true),
             true,
-            false,
+            "symlink",
         ),
         (
             "every dynamic directory",
             under(&format!("{m}dynamic/"), true),
             true,
-            false,
+            "symlink",
         ),
         (
             "the hash-cache directory",
             vec![format!("{m}hashcache")],
             true,
-            false,
+            "symlink",
         ),
-        ("the target index", vec![format!("{m}targets")], true, false),
-        ("the path index", vec![format!("{m}paths")], true, false),
+        (
+            "the target index",
+            vec![format!("{m}targets")],
+            true,
+            "symlink",
+        ),
+        ("the path index", vec![format!("{m}paths")], true, "symlink"),
         (
             "the tool's metadata directory",
             vec![m.trim_end_matches('/').to_string()],
             true,
-            false,
+            "symlink",
         ),
-        ("the objects directory", vec!["objects".into()], true, false),
+        (
+            "the objects directory",
+            vec!["objects".into()],
+            true,
+            "symlink",
+        ),
     ];
-    for (what, planted, is_dir, fifo) in &cases {
+    for (what, planted, is_dir, how) in &cases {
         assert!(!planted.is_empty(), "{what}: the reference build made none");
         let case = t.join(&format!("case-{}", what.replace(' ', "-")));
         let store = case.join("store");
@@ -221,11 +244,11 @@ fn planted_symlinks_are_refused_and_nothing_outside_changes() {
         for p in planted {
             let at = store.join(p);
             std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-            if *fifo {
-                mkfifo(&at);
-            } else {
-                let target = outside.join(if *is_dir { "dir" } else { "file" });
-                std::os::unix::fs::symlink(target, &at).unwrap();
+            let target = outside.join(if *is_dir { "dir" } else { "file" });
+            match *how {
+                "fifo" => mkfifo(&at),
+                "hardlink" => std::fs::hard_link(target, &at).unwrap(),
+                _ => std::os::unix::fs::symlink(target, &at).unwrap(),
             }
         }
         let before = snapshot(&outside);
