@@ -111,9 +111,9 @@ fn mkfifo(p: &Path) {
 
 /// Every store path a shim writes or reads, planted as a symlink to an outside file or
 /// directory (or as a FIFO, or a hard link to an outside file where the store appends): the
-/// build still succeeds with at most one warning line per step
-/// (at least one in all, naming the refused path), nothing outside changes, the read commands
-/// change nothing either, `store verify` flags it and `manifest show` refuses a planted object.
+/// build still succeeds with at most one warning line per step (at least one in all, naming
+/// the refused path), nothing outside changes, the read commands change nothing either,
+/// `store verify` flags it and `manifest show` refuses a planted object.
 #[test]
 fn planted_symlinks_are_refused_and_nothing_outside_changes() {
     need("gcc");
