@@ -361,8 +361,10 @@ pub struct DynamicLib {
 impl Resolver {
     /// Shared libraries recorded for the artifact whose sha1 ID is given.
     pub fn dynamic_of(&self, sha1: &Id) -> Vec<DynamicLib> {
-        std::fs::read(self.store.dynamic_path(sha1))
+        self.store
+            .read_file(&self.store.dynamic_path(sha1))
             .ok()
+            .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }

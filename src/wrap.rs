@@ -94,7 +94,12 @@ pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
     let path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|v| std::env::split_paths(&v).collect())
         .unwrap_or_default();
-    make_shim_dir(&shims, &exe, &path, &[])
+    // the shim directory is the one place in the store that holds symlinks (ours): reach it
+    // without following any
+    store
+        .make_dir(&shims)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(make_shim_dir(&shims, &exe, &path, &[])?))
         .with_context(|| format!("cannot make the shim directory {}", shims.display()))?;
     let mut new_path = vec![shims.clone()];
     new_path.extend(path.into_iter().filter(|p| *p != shims));
@@ -182,7 +187,7 @@ fn count_objects(root: &Path) -> usize {
 /// One paragraph on stderr: steps recorded, not recorded (with reasons), manifests written,
 /// top-level outputs (recorded outputs no other recorded output of this run took as input).
 fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
-    let text = std::fs::read(log).unwrap_or_default();
+    let text = store.read_file(log).ok().flatten().unwrap_or_default();
     let new = text.get(start as usize..).unwrap_or(&[]);
     let mut recorded = 0;
     let mut self_us = 0u64;

@@ -280,7 +280,7 @@ fn cached_placeholder(
         // placeholders-2: the note in our COMDAT group (earlier ones had none)
         .join("placeholders-2")
         .join(format!("{name}.o"));
-    if path.is_file() {
+    if rec.store.is_file(&path) {
         return Some(path);
     }
     let src = link::write_placeholder_asm(tmp).ok()?;
@@ -298,7 +298,7 @@ fn cached_placeholder(
         return None;
     }
     let bytes = std::fs::read(&obj).ok()?;
-    crate::store::write_atomic(&path, &bytes).ok()?;
+    rec.store.write_file(&path, &bytes).ok()?;
     Some(path)
 }
 

@@ -3,7 +3,7 @@
 use crate::elf::{self, NoteIds};
 use crate::gitoid::{self, Alg, Ids};
 use crate::manifest::Manifest;
-use crate::store::{self, HashCache, Store, StoreError};
+use crate::store::{HashCache, Store, StoreError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -273,13 +273,9 @@ impl Recorder {
             .collect();
         let json =
             serde_json::to_vec_pretty(&rows).map_err(|e| RecordError::Other(e.to_string()))?;
-        let path = self.store.dynamic_path(&out.sha1);
-        // a rebuild of the same output: leave an equal record alone (a rename over an
-        // existing file costs a flush on ext4)
-        if std::fs::read(&path).is_ok_and(|b| b == json) {
-            return Ok(());
-        }
-        store::write_atomic(&path, &json)?;
+        // a rebuild of the same output leaves an equal record alone
+        self.store
+            .write_file(&self.store.dynamic_path(&out.sha1), &json)?;
         Ok(())
     }
 }

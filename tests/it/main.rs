@@ -12,5 +12,6 @@ mod ldar;
 mod note;
 mod respond;
 mod run;
+mod store;
 mod util;
 mod verdict;

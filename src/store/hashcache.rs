@@ -1,0 +1,425 @@
+//! The hash cache: file identity -> both IDs, in 64 append-only shard logs.
+
+use super::safe::{Dir, FILE_MODE};
+use super::{Store, StoreError};
+use crate::gitoid::{self, Alg, Id, Ids};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// A persistent cache of file IDs, keyed by what proves a file unchanged: device, inode, size,
+/// mtime and ctime in nanoseconds. Any write to the file changes ctime, so a stale entry can
+/// never be hit.
+///
+/// Entries are lines `<key> <sha1> <sha256> <elf|->` appended to one of 64 shard logs, chosen by
+/// the file's directory (so a step, whose inputs sit in a few directories, reads a few small
+/// logs). An append is one `write` with `O_APPEND`: concurrent steps never interleave, and the
+/// only thing a reader can see half-written is a last line without its newline, which is
+/// ignored. A new entry costs an append, not a file creation (which costs a few hundred
+/// microseconds on ext4, more than hashing a header). A log that has grown past
+/// `SHARD_CAP` (stale entries of rebuilt files) starts over: it is a cache.
+pub struct HashCache {
+    store: Option<Store>,
+    /// The shard directory, opened (without following symlinks) the first time it is needed.
+    dir: std::cell::RefCell<Option<Dir>>,
+    shards: std::cell::RefCell<std::collections::HashMap<String, Shard>>,
+}
+
+struct Shard {
+    /// The log's whole lines, and where each key's line starts (keyed by the key's FNV hash:
+    /// no allocation per line; a lookup compares the key itself, so a hash collision is only
+    /// a miss).
+    text: String,
+    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHash>>,
+    appender: Option<fs::File>,
+}
+
+/// The FNV-1a hash is the map's hash already: pass it through.
+#[derive(Default)]
+struct KeyHash(u64);
+
+impl std::hash::Hasher for KeyHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Shard {
+    /// Index a log's text. Only whole lines count: a last line without its newline may still
+    /// be being written.
+    fn new(mut text: String) -> Shard {
+        text.truncate(text.rfind('\n').map_or(0, |e| e + 1));
+        let mut shard = Shard {
+            index: Default::default(),
+            text: String::new(),
+            appender: None,
+        };
+        shard.index.reserve(text.len() / 160);
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            if let Some((k, _)) = line.split_once(' ') {
+                shard.index.insert(fnv1a(k.as_bytes()), at);
+            }
+            at += line.len();
+        }
+        shard.text = text;
+        shard
+    }
+
+    /// Append a whole line (ending in a newline) to the text and the index.
+    fn push(&mut self, line: &str) {
+        if let Some((k, _)) = line.split_once(' ') {
+            self.index.insert(fnv1a(k.as_bytes()), self.text.len());
+        }
+        self.text.push_str(line);
+    }
+
+    fn get(&self, key: &str) -> Option<Cached> {
+        let at = *self.index.get(&fnv1a(key.as_bytes()))?;
+        let line = self.text[at..].split('\n').next()?;
+        let (k, rest) = line.split_once(' ')?;
+        if k != key {
+            return None;
+        }
+        parse_entry(rest)
+    }
+}
+
+const SHARD_COUNT: u64 = 64;
+const SHARD_CAP: u64 = 1 << 20;
+
+impl HashCache {
+    pub fn new(store: &Store) -> HashCache {
+        HashCache {
+            store: Some(store.clone()),
+            dir: Default::default(),
+            shards: Default::default(),
+        }
+    }
+
+    pub fn disabled() -> HashCache {
+        HashCache {
+            store: None,
+            dir: Default::default(),
+            shards: Default::default(),
+        }
+    }
+
+    /// The entry key for a file's identity.
+    fn key(meta: &fs::Metadata) -> String {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        )
+    }
+
+    /// The shard log for a file: FNV-1a of its directory's path.
+    pub(super) fn shard_of(path: &Path) -> String {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        format!("{:02x}", fnv1a(dir.as_os_str().as_bytes()) % SHARD_COUNT)
+    }
+
+    /// Run `f` on the shard directory (None: no store, or no directory yet and not `create`).
+    fn with_dir<T>(
+        &self,
+        create: bool,
+        f: impl FnOnce(&Dir) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let mut slot = self.dir.borrow_mut();
+        if slot.is_none() {
+            *slot = store.dir(&["metadata", super::TOOL, "hashcache"], create)?;
+        }
+        Ok(slot.as_ref().map(f))
+    }
+
+    /// A shard log's text. A symlink or a foreign file is an error (the store is refused);
+    /// anything else that keeps us from reading it (another user's store) is an empty log.
+    fn read_shard(&self, name: &str) -> Result<String, StoreError> {
+        let bytes = match self.with_dir(false, |d| d.read(OsStr::new(name))) {
+            Ok(Some(Ok(Some(b)))) => b,
+            Ok(None | Some(Ok(None))) => return Ok(String::new()),
+            Err(e) | Ok(Some(Err(e))) => {
+                return if e.is_refusal() {
+                    Err(e)
+                } else {
+                    Ok(String::new())
+                }
+            }
+        };
+        if bytes.len() as u64 > SHARD_CAP {
+            // start over with a new empty log renamed into place (never truncating the
+            // file that is there); appends racing with it may be lost: it is a cache
+            let _ = self.with_dir(false, |d| d.write_replace(OsStr::new(name), b"", FILE_MODE));
+            return Ok(String::new());
+        }
+        Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    /// Run `f` on a shard, reading its log the first time this process needs it.
+    fn with_shard<T>(&self, name: &str, f: impl FnOnce(&mut Shard) -> T) -> Result<T, StoreError> {
+        let mut shards = self.shards.borrow_mut();
+        let shard = match shards.entry(name.to_string()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Shard::new(self.read_shard(name)?))
+            }
+        };
+        Ok(f(shard))
+    }
+
+    fn add(&self, path: &Path, key: &str, c: &Cached) {
+        if self.store.is_none() {
+            return;
+        }
+        let kind = if c.elf { "elf" } else { "-" };
+        let line = format!("{key} {} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex());
+        let name = Self::shard_of(path);
+        let _ = self.with_shard(&name, |s| {
+            if s.appender.is_none() {
+                // a log we may not write (another user's store) or that is refused: the
+                // entry is simply not kept (reading it was refused loudly already)
+                s.appender = self
+                    .with_dir(true, |d| d.open_append(OsStr::new(&name)).ok())
+                    .ok()
+                    .flatten()
+                    .flatten();
+            }
+            if let Some(f) = &mut s.appender {
+                // one write call: appends of concurrent steps never interleave
+                if f.write_all(line.as_bytes()).is_ok() {
+                    s.push(&line);
+                }
+            }
+        });
+    }
+
+    fn find(&self, path: &Path, key: &str) -> Result<Option<Cached>, StoreError> {
+        if self.store.is_none() {
+            return Ok(None);
+        }
+        self.with_shard(&Self::shard_of(path), |s| s.get(key))
+    }
+
+    /// Remember the IDs of a file we have just written ourselves (a step's output with its
+    /// note), computed from the bytes written, so that the step reading it next (a link, an
+    /// archive) does not hash it again. Nothing is kept if its size is not `len` any more.
+    pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf: bool) {
+        if self.store.is_none() {
+            return;
+        }
+        let Ok(meta) = fs::metadata(path) else { return };
+        if !meta.is_file() || meta.len() != len {
+            return;
+        }
+        self.add(path, &Self::key(&meta), &Cached { ids: *ids, elf });
+    }
+
+    /// Both IDs of a file, from the cache when its identity is unchanged.
+    pub fn ids(&self, path: &Path) -> io::Result<Ids> {
+        self.lookup(path).map(|c| c.ids)
+    }
+
+    /// IDs and whether the file is ELF (so that a cache hit needs no other read of the file).
+    /// A cache log the store refuses (a symlink, a foreign file) is an error.
+    pub fn lookup(&self, path: &Path) -> io::Result<Cached> {
+        if self.store.is_none() {
+            return hash_with_kind(path);
+        }
+        let before = fs::metadata(path)?;
+        if !before.is_file() {
+            return hash_with_kind(path); // gives the proper error
+        }
+        let key = Self::key(&before);
+        if let Some(c) = self.find(path, &key).map_err(io::Error::other)? {
+            return Ok(c);
+        }
+        let c = hash_with_kind(path)?;
+        // Only cache when the file did not change while we read it.
+        if fs::metadata(path).is_ok_and(|after| Self::key(&after) == key) {
+            self.add(path, &key, &c);
+        }
+        Ok(c)
+    }
+}
+
+/// An entry's IDs and kind (`<sha1> <sha256> <elf|->`); a line that does not parse is no
+/// entry.
+fn parse_entry(rest: &str) -> Option<Cached> {
+    let mut w = rest.split(' ');
+    let (Some(a), Some(b), Some(k), None) = (w.next(), w.next(), w.next(), w.next()) else {
+        return None;
+    };
+    let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
+        return None;
+    };
+    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
+        return None;
+    }
+    Some(Cached {
+        ids: Ids { sha1, sha256 },
+        elf: k == "elf",
+    })
+}
+
+#[cfg(test)]
+fn find_entry(text: &str, key: &str) -> Option<Cached> {
+    Shard::new(text.to_string()).get(key)
+}
+
+/// What the hash cache knows of a file.
+#[derive(Clone, Copy, Debug)]
+pub struct Cached {
+    pub ids: Ids,
+    pub elf: bool,
+}
+
+fn hash_with_kind(path: &Path) -> io::Result<Cached> {
+    let ids = gitoid::ids_of_file(path)?;
+    let mut head = [0u8; 4];
+    let elf = {
+        use std::io::Read;
+        let mut f = fs::File::open(path)?;
+        f.read_exact(&mut head).is_ok() && &head == b"\x7fELF"
+    };
+    Ok(Cached { ids, elf })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_cache_entries_are_whole_lines_of_the_exact_key() {
+        let a = gitoid::ids_of_bytes(b"a");
+        let line = |k: &str| format!("{k} {} {} elf\n", a.sha1.hex(), a.sha256.hex());
+        let text = line("1-2-3");
+        assert!(find_entry(&text, "1-2-3").is_some_and(|c| c.elf && c.ids == a));
+        // a key that only starts with, or ends with, the one asked for
+        assert!(find_entry(&line("1-2-34"), "1-2-3").is_none());
+        assert!(find_entry(&line("01-2-3"), "1-2-3").is_none());
+        // a last line still being written (no newline yet)
+        assert!(find_entry(text.trim_end(), "1-2-3").is_none());
+        // torn or foreign lines are no entries; a later good line still is
+        let bad = format!(
+            "1-2-3 {} {}\n1-2-3 zz {} -\n{text}",
+            a.sha1.hex(),
+            a.sha1.hex(),
+            a.sha256.hex()
+        );
+        assert!(find_entry(&bad, "1-2-3").is_some_and(|c| c.ids == a));
+        assert!(find_entry(&bad[..bad.len() - text.len()], "1-2-3").is_none());
+    }
+
+    #[test]
+    fn hash_cache_hits_only_an_unchanged_file() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path().join("store"));
+        let f = t.path().join("x.h");
+        fs::write(&f, "one").unwrap();
+        let one = gitoid::ids_of_bytes(b"one");
+        assert_eq!(HashCache::new(&s).ids(&f).unwrap(), one);
+        // a forged entry for the file's identity is believed by a new process: it is a cache
+        let log = s.meta().join("hashcache").join(HashCache::shard_of(&f));
+        let text = fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let forged = gitoid::ids_of_bytes(b"forged");
+        let key = text.split(' ').next().unwrap();
+        fs::write(
+            &log,
+            format!("{key} {} {} -\n", forged.sha1.hex(), forged.sha256.hex()),
+        )
+        .unwrap();
+        assert_eq!(HashCache::new(&s).ids(&f).unwrap(), forged);
+        // any write changes the identity (same size included): never the old entry
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(&f, "two").unwrap();
+        assert_eq!(
+            HashCache::new(&s).ids(&f).unwrap(),
+            gitoid::ids_of_bytes(b"two")
+        );
+        assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn hash_cache_appends_from_many_writers_stay_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path().join("store"));
+        let dir = t.path().join("src");
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..400 {
+            fs::write(dir.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        std::thread::scope(|scope| {
+            for w in 0..8 {
+                let (s, dir) = (&s, &dir);
+                scope.spawn(move || {
+                    let c = HashCache::new(s); // each its own files, like separate steps
+                    for i in (w..400).step_by(8) {
+                        c.ids(&dir.join(format!("f{i}"))).unwrap();
+                    }
+                });
+            }
+        });
+        let log = s
+            .meta()
+            .join("hashcache")
+            .join(HashCache::shard_of(&dir.join("f0")));
+        let text = fs::read_to_string(log).unwrap();
+        assert_eq!(text.lines().count(), 400);
+        let c = HashCache::new(&s);
+        for i in 0..400 {
+            let p = dir.join(format!("f{i}"));
+            let key = HashCache::key(&fs::metadata(&p).unwrap());
+            assert_eq!(
+                find_entry(&text, &key).map(|c| c.ids),
+                Some(gitoid::ids_of_bytes(format!("file {i}").as_bytes()))
+            );
+            assert_eq!(
+                c.ids(&p).unwrap(),
+                gitoid::ids_of_bytes(format!("file {i}").as_bytes())
+            );
+        }
+        // hits add nothing
+        assert_eq!(
+            fs::read_to_string(
+                s.meta()
+                    .join("hashcache")
+                    .join(HashCache::shard_of(&dir.join("f0")))
+            )
+            .unwrap()
+            .lines()
+            .count(),
+            400
+        );
+    }
+}

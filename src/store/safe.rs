@@ -1,0 +1,499 @@
+//! Opening what lies inside the store without ever following a symlink.
+//!
+//! The root is the user's choice and is opened like any path; everything below it is reached
+//! one name at a time from a handle on its directory, with `O_NOFOLLOW` (and `O_DIRECTORY` for
+//! directories). A symlink or a file of a foreign type (FIFO, socket, device) where the store
+//! keeps a file or a directory is refused with an error naming it: never followed, never
+//! truncated, never written. New files are created with `O_EXCL` and renamed into place, so a
+//! file the store did not create is never written through (appends to logs excepted: those go
+//! only to a regular file with one link).
+//!
+//! Modes are git's: objects 0444, other files 0644, directories 0755, all under the umask;
+//! `OMNIBOR_SHARED=group` adds the group's write bit (and set-group-ID on directories) for a
+//! store a team shares, whatever the umask.
+
+use super::StoreError;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const DIR_MODE: u32 = 0o755;
+pub const FILE_MODE: u32 = 0o644;
+pub const OBJECT_MODE: u32 = 0o444;
+
+/// What an entry is, as `lstat` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other(&'static str),
+}
+
+impl Kind {
+    pub fn of(mode: libc::mode_t) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Other("a FIFO"),
+            libc::S_IFSOCK => Kind::Other("a socket"),
+            libc::S_IFCHR => Kind::Other("a character device"),
+            libc::S_IFBLK => Kind::Other("a block device"),
+            _ => Kind::Other("a file of unknown type"),
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::File => "a regular file",
+            Kind::Dir => "a directory",
+            Kind::Symlink => "a symbolic link",
+            Kind::Other(s) => s,
+        }
+    }
+}
+
+/// `OMNIBOR_SHARED=group`: a store a team writes to.
+fn shared_group() -> bool {
+    static SHARED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SHARED.get_or_init(|| std::env::var_os("OMNIBOR_SHARED").is_some_and(|v| v == "group"))
+}
+
+/// In a group-shared store, give the group what the owner has (like git's
+/// `core.sharedRepository=group`), whatever the umask took away.
+fn adjust_shared(fd: &OwnedFd, dir: bool) {
+    if !shared_group() {
+        return;
+    }
+    if let Ok(st) = fstat(fd) {
+        let mode = st.st_mode & 0o7777;
+        let mut want = mode | ((mode & 0o700) >> 3);
+        if dir {
+            want |= libc::S_ISGID;
+        }
+        if want != mode {
+            // SAFETY: fchmod on a descriptor we own
+            unsafe { libc::fchmod(fd.as_raw_fd(), want) };
+        }
+    }
+}
+
+fn cstr(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn fstat(fd: &impl AsRawFd) -> io::Result<libc::stat> {
+    // SAFETY: fstat only writes the struct it is given
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// A directory inside the store (or its root), with the path it was reached by for messages.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// Open the store root, following symlinks in its path (the user chose it); create it
+    /// (and its parents) when asked. None when it does not exist and `create` is false.
+    pub fn root(path: &Path, create: bool) -> Result<Option<Dir>, StoreError> {
+        let io_err = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let c = cstr(path.as_os_str()).map_err(io_err)?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: open with a NUL-terminated path
+        let mut fd = unsafe { libc::open(c.as_ptr(), flags) };
+        let mut made = false;
+        if fd < 0 && create && io::Error::last_os_error().kind() == io::ErrorKind::NotFound {
+            made = true;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(path)
+                .map_err(io_err)?;
+            // SAFETY: as above
+            fd = unsafe { libc::open(c.as_ptr(), flags) };
+        }
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            return Err(io_err(e));
+        }
+        // SAFETY: a descriptor open() just gave us
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if made {
+            adjust_shared(&fd, true);
+        }
+        Ok(Some(Dir {
+            fd,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// Open a parent directory given by the caller (not inside a store), following symlinks.
+    pub fn open_plain(path: &Path) -> Result<Dir, StoreError> {
+        Dir::root(path, true)?.ok_or_else(|| StoreError::Io {
+            path: path.to_path_buf(),
+            source: io::ErrorKind::NotFound.into(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, name: &OsStr) -> impl FnOnce(io::Error) -> StoreError {
+        let path = self.path.join(name);
+        move |source| StoreError::Io { path, source }
+    }
+
+    fn refused(&self, name: &OsStr, found: Kind, want: &str) -> StoreError {
+        StoreError::Refused {
+            path: self.path.join(name),
+            why: format!("{} where the store keeps {want}", found.describe()),
+        }
+    }
+
+    /// What `name` is, without following it; None when there is nothing.
+    pub fn stat(&self, name: &OsStr) -> Result<Option<libc::stat>, StoreError> {
+        let c = cstr(name).map_err(self.io(name))?;
+        // SAFETY: fstatat only writes the struct it is given
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::NotFound {
+                return Ok(None);
+            }
+            return Err(self.io(name)(e));
+        }
+        Ok(Some(st))
+    }
+
+    pub fn kind(&self, name: &OsStr) -> Result<Option<Kind>, StoreError> {
+        Ok(self.stat(name)?.map(|st| Kind::of(st.st_mode)))
+    }
+
+    /// The error for an entry an open refused (ELOOP, ENOTDIR...): say what is there instead.
+    fn explain(&self, name: &OsStr, e: io::Error, want: &str) -> StoreError {
+        match self.kind(name) {
+            Ok(Some(k)) if k != Kind::File && k != Kind::Dir => self.refused(name, k, want),
+            Ok(Some(k)) if (k == Kind::Dir) != (want == "a directory") => {
+                self.refused(name, k, want)
+            }
+            _ => self.io(name)(e),
+        }
+    }
+
+    /// A subdirectory, never through a symlink; created (0755 under the umask) when asked.
+    /// None when it does not exist and `create` is false.
+    pub fn sub(&self, name: &OsStr, create: bool) -> Result<Option<Dir>, StoreError> {
+        let c = cstr(name).map_err(self.io(name))?;
+        let mut made = false;
+        if create {
+            // SAFETY: mkdirat with a NUL-terminated name; it never follows a final symlink
+            let r = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), DIR_MODE) };
+            if r == 0 {
+                made = true;
+            } else {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(self.io(name)(e));
+                }
+            }
+        }
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: openat with a NUL-terminated name
+        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::NotFound && !create {
+                return Ok(None);
+            }
+            return Err(self.explain(name, e, "a directory"));
+        }
+        // SAFETY: a descriptor openat just gave us
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if made {
+            adjust_shared(&fd, true);
+        }
+        Ok(Some(Dir {
+            fd,
+            path: self.path.join(name),
+        }))
+    }
+
+    /// Walk down relative names (each one a plain name).
+    pub fn walk<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a OsStr>,
+        create: bool,
+    ) -> Result<Option<Dir>, StoreError> {
+        let mut it = names.into_iter();
+        let Some(first) = it.next() else {
+            return Ok(Some(self.dup()?));
+        };
+        let Some(mut d) = self.sub(first, create)? else {
+            return Ok(None);
+        };
+        for n in it {
+            let Some(next) = d.sub(n, create)? else {
+                return Ok(None);
+            };
+            d = next;
+        }
+        Ok(Some(d))
+    }
+
+    fn dup(&self) -> Result<Dir, StoreError> {
+        Ok(Dir {
+            fd: self.fd.try_clone().map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                source,
+            })?,
+            path: self.path.clone(),
+        })
+    }
+
+    fn open_raw(&self, name: &OsStr, flags: libc::c_int, mode: u32) -> io::Result<File> {
+        let c = cstr(name)?;
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        // SAFETY: openat with a NUL-terminated name
+        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, mode) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor openat just gave us
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Check an opened entry is a regular file (O_NOFOLLOW refused symlinks already; the
+    /// non-blocking open kept a FIFO from hanging us).
+    fn regular(&self, name: &OsStr, f: &File, one_link: bool) -> Result<libc::stat, StoreError> {
+        let st = fstat(f).map_err(self.io(name))?;
+        let k = Kind::of(st.st_mode);
+        if k != Kind::File {
+            return Err(self.refused(name, k, "a file"));
+        }
+        if one_link && st.st_nlink != 1 {
+            return Err(StoreError::Refused {
+                path: self.path.join(name),
+                why: format!(
+                    "a file with {} hard links (writing it would change another file)",
+                    st.st_nlink
+                ),
+            });
+        }
+        Ok(st)
+    }
+
+    /// Open a regular file for reading; None when there is none.
+    pub fn open_read(&self, name: &OsStr) -> Result<Option<File>, StoreError> {
+        match self.open_raw(name, libc::O_RDONLY, 0) {
+            Ok(f) => {
+                self.regular(name, &f, false)?;
+                Ok(Some(f))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.explain(name, e, "a file")),
+        }
+    }
+
+    /// A regular file's bytes; None when there is none.
+    pub fn read(&self, name: &OsStr) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::io::Read;
+        let Some(mut f) = self.open_read(name)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).map_err(self.io(name))?;
+        Ok(Some(out))
+    }
+
+    /// Open a log for appending, creating it (0644 under the umask). Only a regular file with
+    /// one link: appending to a hard link would write to a file outside the store.
+    pub fn open_append(&self, name: &OsStr) -> Result<File, StoreError> {
+        let f = self
+            .open_raw(
+                name,
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT,
+                FILE_MODE,
+            )
+            .map_err(|e| self.explain(name, e, "a file"))?;
+        let st = self.regular(name, &f, true)?;
+        if shared_group() && st.st_size == 0 {
+            adjust_shared(&OwnedFd::from(f.try_clone().map_err(self.io(name))?), false);
+        }
+        Ok(f)
+    }
+
+    /// Open (creating) a lock file: never written, so only its type matters.
+    pub fn open_lock(&self, name: &OsStr) -> Result<File, StoreError> {
+        let f = self
+            .open_raw(name, libc::O_RDONLY | libc::O_CREAT, FILE_MODE)
+            .map_err(|e| self.explain(name, e, "a file"))?;
+        self.regular(name, &f, false)?;
+        Ok(f)
+    }
+
+    /// Write a new file whole under a temporary name, then rename it to `name` (replacing a
+    /// regular file there; refusing anything else). Readers see the old file or the new one.
+    pub fn write_replace(&self, name: &OsStr, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+        match self.kind(name)? {
+            None | Some(Kind::File) => {}
+            Some(k) => return Err(self.refused(name, k, "a file")),
+        }
+        let (tmp, mut f) = self.create_temp(mode)?;
+        let done = f
+            .write_all(bytes)
+            .map_err(self.io(name))
+            .and_then(|()| self.rename(&tmp, name));
+        if done.is_err() {
+            self.unlink(&tmp);
+        }
+        done
+    }
+
+    /// Create a new temporary file (`.tmp...`, skipped by readers) with `O_EXCL`.
+    fn create_temp(&self, mode: u32) -> Result<(OsString, File), StoreError> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for _ in 0..100 {
+            let n = SEQ.fetch_add(1, Ordering::Relaxed);
+            let name = OsString::from(format!(
+                ".tmp{:x}.{:x}.{:x}",
+                std::process::id(),
+                n,
+                nanos.wrapping_add(n.wrapping_mul(7919))
+            ));
+            match self.open_raw(&name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode) {
+                Ok(f) => {
+                    if shared_group() {
+                        adjust_shared(
+                            &OwnedFd::from(f.try_clone().map_err(self.io(&name))?),
+                            false,
+                        );
+                    }
+                    return Ok((name, f));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(self.io(&name)(e)),
+            }
+        }
+        Err(self.io(OsStr::new(".tmp"))(
+            io::ErrorKind::AlreadyExists.into(),
+        ))
+    }
+
+    fn rename(&self, from: &OsStr, to: &OsStr) -> Result<(), StoreError> {
+        let (a, b) = (
+            cstr(from).map_err(self.io(from))?,
+            cstr(to).map_err(self.io(to))?,
+        );
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: renameat with NUL-terminated names; it replaces the entry, never follows it
+        cvt(unsafe { libc::renameat(fd, a.as_ptr(), fd, b.as_ptr()) }).map_err(self.io(to))?;
+        Ok(())
+    }
+
+    fn unlink(&self, name: &OsStr) {
+        if let Ok(c) = cstr(name) {
+            // SAFETY: unlinkat with a NUL-terminated name
+            unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) };
+        }
+    }
+
+    /// The names in this directory (not `.` and `..`) with what each is (never followed).
+    pub fn entries(&self) -> Result<Vec<(OsString, Kind)>, StoreError> {
+        let io_err = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let fd = self.fd.try_clone().map_err(io_err)?;
+        // SAFETY: fdopendir takes over the duplicated descriptor; closedir releases it
+        let dirp = unsafe { libc::fdopendir(fd.as_raw_fd()) };
+        if dirp.is_null() {
+            return Err(io_err(io::Error::last_os_error()));
+        }
+        std::mem::forget(fd);
+        // the duplicate shares its offset with our handle: start from the beginning
+        unsafe { libc::rewinddir(dirp) };
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: readdir on an open DIR*; the entry is read before the next call
+            let ent = unsafe { libc::readdir(dirp) };
+            if ent.is_null() {
+                break;
+            }
+            let (name, dtype) = unsafe {
+                (
+                    std::ffi::CStr::from_ptr((*ent).d_name.as_ptr())
+                        .to_bytes()
+                        .to_vec(),
+                    (*ent).d_type,
+                )
+            };
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = OsString::from_vec(name);
+            let kind = match dtype {
+                libc::DT_REG => Kind::File,
+                libc::DT_DIR => Kind::Dir,
+                libc::DT_LNK => Kind::Symlink,
+                _ => match self.kind(&name) {
+                    Ok(Some(k)) => k,
+                    _ => continue, // gone meanwhile
+                },
+            };
+            out.push((name, kind));
+        }
+        // SAFETY: the DIR* from fdopendir above
+        unsafe { libc::closedir(dirp) };
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+/// A path's plain names below `root`, or None when it does not lie strictly inside it.
+pub fn names_below<'a>(root: &Path, path: &'a Path) -> Option<Vec<&'a OsStr>> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut out = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            _ => return None,
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
