@@ -229,14 +229,24 @@ impl Recorder {
         }
         let m = self.manifests(inputs)?;
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-        let ids = match elf::elf_type(&bytes) {
-            Some(_) => {
-                let new = elf::embed_any(&bytes, &m.sha1, &m.sha256).map_err(|err| {
-                    elf::NoteFileError::Elf {
+        let embedded = match elf::elf_type(&bytes) {
+            Some(_) => match elf::embed_any(&bytes, &m.sha1, &m.sha256) {
+                Ok(new) => Some(new),
+                // a linker script discarded every note (the kernel's realmode.lds): the
+                // output is known by its ID in the target index, like a file with no notes
+                Err(elf::ElfError::NoSection) => None,
+                Err(err) => {
+                    return Err(elf::NoteFileError::Elf {
                         path: path.clone(),
                         err,
                     }
-                })?;
+                    .into())
+                }
+            },
+            None => None,
+        };
+        let ids = match embedded {
+            Some(new) => {
                 elf::update_file(&path, &bytes, &new).map_err(io_err(&path))?;
                 let ids = gitoid::ids_of_bytes(&new);
                 self.cache.remember(&path, &ids, new.len() as u64, true);
@@ -246,7 +256,8 @@ impl Recorder {
                 let ids = gitoid::ids_of_bytes(&bytes);
                 self.store.set_target(&ids.sha1, &m.sha1)?;
                 self.store.set_target(&ids.sha256, &m.sha256)?;
-                self.cache.remember(&path, &ids, bytes.len() as u64, false);
+                let is_elf = elf::is_elf(&bytes);
+                self.cache.remember(&path, &ids, bytes.len() as u64, is_elf);
                 ids
             }
         };

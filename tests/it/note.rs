@@ -311,3 +311,42 @@ fn notes_outside_the_group_are_left_out_of_links() {
         assert_eq!(n, bare_n - 40 + old_kept + 92, "{ld}");
     }
 }
+
+/// A linker script that discards every note (the kernel's realmode.lds): the output cannot
+/// carry one, so it is recorded in the target index by its ID, and resolves like any file.
+#[test]
+fn outputs_whose_notes_are_discarded_are_recorded_by_id() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write(
+        "r.c",
+        "int r(int x){return x+1;}\nvoid _start(void){ for(;;) r(1); }\n",
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-O1", "-fno-pic", "-c", "r.c"]),
+    );
+    t.write(
+        "nonotes.lds",
+        "SECTIONS {\n  . = 0x1000;\n  .text : { *(.text*) }\n  .data : { *(.data*) *(.bss*) }\n  \
+         /DISCARD/ : { *(.note*) *(.comment) *(.eh_frame) }\n}\n",
+    );
+    for ld in ["bfd", "gold", "lld"] {
+        let out = format!("nonotes-{ld}.elf");
+        let o = shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .env("OMNIBOR_STRICT", "1")
+            .args(["-nostdlib", "-static", "-no-pie", "-Tnonotes.lds"])
+            .arg(format!("-fuse-ld={ld}"))
+            .args(["r.o", "-o", &out])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{ld}: {o:?}");
+        // the linker may warn of its own (a discarded build-id note); we add nothing
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("omnishim:"), "{ld}: {err}");
+        assert_eq!(omnibor_entries(&t.join(&out)), 0, "{ld}");
+        assert_eq!(c_sources(&store, &t.join(&out)), ["r.c"], "{ld}");
+    }
+}
