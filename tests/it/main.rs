@@ -7,6 +7,7 @@ mod classify;
 mod corpus;
 mod elf;
 mod foundation;
+mod kill;
 mod ldar;
 mod note;
 mod respond;
