@@ -510,14 +510,18 @@ impl Shard {
     }
 
     /// Take in the whole lines appended to the log since it was read; true when `key` has
-    /// an entry now. A log that shrank (started over) is not read again.
+    /// an entry now. Only from a line boundary: a log that started over meanwhile, or took
+    /// a line from a writer that does not lock, is not read again.
     fn catch_up(&mut self, f: &fs::File, key: &str) -> bool {
         use std::os::unix::fs::FileExt;
         let known = self.text.len() as u64;
         let len = f.metadata().map_or(0, |m| m.len());
         if len > known {
-            let mut buf = vec![0u8; (len - known) as usize];
-            if f.read_exact_at(&mut buf, known).is_ok() {
+            // from the newline that ends what we know
+            let from = known.saturating_sub(1);
+            let mut buf = vec![0u8; (len - from) as usize];
+            if f.read_exact_at(&mut buf, from).is_ok() && (known == 0 || buf[0] == b'\n') {
+                let buf = &buf[(known - from) as usize..];
                 let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1);
                 if let Ok(text) = std::str::from_utf8(&buf[..end]) {
                     for line in text.split_inclusive('\n') {

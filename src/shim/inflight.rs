@@ -224,13 +224,12 @@ fn report(store_root: &Path, marked: &[PathBuf]) {
     );
 }
 
+/// The journal's lock file. Read-only when another user made it (a shared store): a local
+/// `flock` needs no write access (NFS does, and there such a user keeps no journal).
 fn open_lock(dirfd: &OwnedFd) -> std::io::Result<OwnedFd> {
-    open_at(
-        Some(dirfd),
-        OsStr::new("lock"),
-        libc::O_RDWR | libc::O_CREAT,
-        0o644,
-    )
+    let name = OsStr::new("lock");
+    open_at(Some(dirfd), name, libc::O_RDWR | libc::O_CREAT, 0o644)
+        .or_else(|_| open_at(Some(dirfd), name, libc::O_RDONLY, 0))
 }
 
 /// At the start of `omnishim run`: reap what killed builds left, before the build looks at
