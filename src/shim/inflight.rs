@@ -140,6 +140,10 @@ fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
         };
         let outs = read_outputs(&fd);
         if flock(&fd, libc::LOCK_EX | libc::LOCK_NB) {
+            // a step that ended between our open and our lock removed its entry first
+            if unlinked(&fd) {
+                continue;
+            }
             dead.push((name, outs));
         } else {
             live.extend(outs);
@@ -158,6 +162,15 @@ fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
         }
     }
     marked
+}
+
+/// The file has no name any more.
+fn unlinked(fd: &OwnedFd) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fd.try_clone()
+        .ok()
+        .and_then(|d| std::fs::File::from(d).metadata().ok())
+        .is_some_and(|m| m.nlink() == 0)
 }
 
 /// Set a regular file's times to `KILLED_MTIME`; false when there is no such file.
@@ -284,7 +297,8 @@ pub fn begin(store_root: &Path, outputs: &[PathBuf]) {
         0o644,
     );
     if let Ok(fd) = made {
-        let locked = flock(&fd, libc::LOCK_EX | libc::LOCK_NB);
+        // blocking: another step's look for dead entries may hold it for a moment
+        let locked = flock(&fd, libc::LOCK_EX);
         let written = fd
             .try_clone()
             .is_ok_and(|d| std::fs::File::from(d).write_all(&text).is_ok());
@@ -382,9 +396,16 @@ pub fn reap_private(base: &Path) {
 /// one of another namespace may look gone, which only matters within the microseconds a
 /// directory has its hidden name).
 fn pid_alive(rest: &str) -> bool {
-    rest.split('-')
-        .next()
-        .is_none_or(|pid| Path::new("/proc").join(pid).exists())
+    let Some(pid) = rest.split('-').next() else {
+        return true;
+    };
+    match std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")) {
+        // a zombie is gone (its parent, make, may have been killed with it)
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
