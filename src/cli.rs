@@ -621,23 +621,50 @@ fn cmd_store_verify(store: Option<PathBuf>) -> Result<ExitCode> {
     })
 }
 
-/// Files under `p` in sorted order (p itself when it is not a directory).
-fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let meta = std::fs::metadata(p).with_context(|| p.display().to_string())?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .with_context(|| p.display().to_string())?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .with_context(|| p.display().to_string())?;
-        entries.sort();
-        for e in entries {
-            walk(&e, out)?;
+/// Files under `p` in sorted order (p itself when it is not a directory). What cannot be
+/// walked (a symlink loop, a dangling link, an unreadable directory) is one line each in
+/// `errs`, and the walk goes on with the rest. `seen`: the directories on the way down, so
+/// that a link back up is a loop, not an endless walk.
+fn walk(p: &Path, out: &mut Vec<PathBuf>, errs: &mut Vec<String>, seen: &mut Vec<(u64, u64)>) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            errs.push(format!("{}: symlink loop, skipped", p.display()));
+            return;
         }
-    } else {
+        Err(e) => {
+            errs.push(format!("{}: {e}", p.display()));
+            return;
+        }
+    };
+    if !meta.is_dir() {
         out.push(p.to_path_buf());
+        return;
     }
-    Ok(())
+    let id = (meta.dev(), meta.ino());
+    if seen.contains(&id) {
+        errs.push(format!(
+            "{}: symlink loop (a directory it is inside), skipped",
+            p.display()
+        ));
+        return;
+    }
+    let entries: std::io::Result<Vec<PathBuf>> =
+        std::fs::read_dir(p).and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect());
+    let mut entries = match entries {
+        Ok(e) => e,
+        Err(e) => {
+            errs.push(format!("{}: {e}", p.display()));
+            return;
+        }
+    };
+    entries.sort();
+    seen.push(id);
+    for e in entries {
+        walk(&e, out, errs, seen);
+    }
+    seen.pop();
 }
 
 fn cmd_id(paths: &[PathBuf], hash: Option<Alg>, json: bool) -> Result<ExitCode> {
@@ -645,11 +672,11 @@ fn cmd_id(paths: &[PathBuf], hash: Option<Alg>, json: bool) -> Result<ExitCode> 
     let mut failed = false;
     let mut rows = Vec::new();
     for p in paths {
-        let mut files = Vec::new();
-        if let Err(e) = walk(p, &mut files) {
-            eprintln!("omnishim: {}", one_line(&e));
+        let (mut files, mut errs) = (Vec::new(), Vec::new());
+        walk(p, &mut files, &mut errs, &mut Vec::new());
+        for e in &errs {
+            eprintln!("omnishim: {e}");
             failed = true;
-            continue;
         }
         for f in files {
             match gitoid::id_file(&f, which) {

@@ -81,56 +81,88 @@ pub fn make_shim_dir(
     Ok(names.into_iter().collect())
 }
 
-/// Run a build under the shims; returns its exit status code.
-pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
+/// What `omnishim run` set up: the store and its shim directory.
+struct Setup {
+    root: PathBuf,
+    shims: PathBuf,
+}
+
+fn setup(store_root: &Path, path: &[PathBuf]) -> anyhow::Result<Setup> {
     use anyhow::Context;
     std::fs::create_dir_all(store_root).with_context(|| store_root.display().to_string())?;
     let root =
         std::fs::canonicalize(store_root).with_context(|| store_root.display().to_string())?;
-    let store = Store::at(&root);
     let exe = std::env::current_exe().context("cannot find the omnishim binary")?;
     let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
     let shims = root.join("metadata").join(crate::store::TOOL).join("shims");
+    // the shim directory is the one place in the store that holds symlinks (ours): reach it
+    // without following any
+    Store::at(&root)
+        .make_dir(&shims)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(make_shim_dir(&shims, &exe, path, &[])?))
+        .with_context(|| format!("cannot make the shim directory {}", shims.display()))?;
+    Ok(Setup { root, shims })
+}
+
+/// Run a build under the shims; returns its exit status code. Like the shims, it fails
+/// open: a store it cannot set up (read-only, another user's) is one warning and the build
+/// runs unwrapped; with `OMNIBOR_STRICT=1` it is an error and the build does not run.
+pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let (prog, args) = cmd.split_first().context("no command to run")?;
     let path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|v| std::env::split_paths(&v).collect())
         .unwrap_or_default();
-    // the shim directory is the one place in the store that holds symlinks (ours): reach it
-    // without following any
-    store
-        .make_dir(&shims)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| Ok(make_shim_dir(&shims, &exe, &path, &[])?))
-        .with_context(|| format!("cannot make the shim directory {}", shims.display()))?;
-    let mut new_path = vec![shims.clone()];
-    new_path.extend(path.into_iter().filter(|p| *p != shims));
-    let log = store.steps_log();
-    let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    let objects_before = count_objects(&root);
-
-    let (prog, args) = cmd.split_first().context("no command to run")?;
     let mut c = std::process::Command::new(prog);
-    c.args(args)
-        .env("PATH", std::env::join_paths(&new_path)?)
-        .env("OMNIBOR_DIR", &root)
-        .env_remove(crate::shim::find::CHAIN_ENV);
-    // CMake and Meson keep the absolute compiler path they find at configure time: point
-    // CC and CXX at the shims (by the name the user chose, when it has a link).
-    for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
-        let name = std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty() && !v.contains(' '));
-        let base = name
-            .as_deref()
-            .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
-            .unwrap_or_else(|| default.to_string());
-        let link = shims.join(&base);
-        if link.exists() && name.as_deref().is_none_or(|n| !n.contains('/')) {
-            c.env(var, &link);
+    c.args(args);
+    let set = match setup(store_root, &path) {
+        Ok(s) => Some(s),
+        Err(e) if crate::shim::strict() => return Err(e),
+        Err(e) => {
+            eprintln!(
+                "omnishim: warning: not recording: {}; running the build without the shims",
+                crate::cli::one_line(&e)
+            );
+            None
+        }
+    };
+    let mut before = None;
+    if let Some(Setup { root, shims }) = &set {
+        // outputs of steps a killed build left unrecorded: marked out of date before the
+        // build looks at them, so that it redoes them
+        crate::shim::inflight::reap_store(root);
+        crate::shim::reap_private_dirs();
+        let store = Store::at(root);
+        let mut new_path = vec![shims.clone()];
+        new_path.extend(path.iter().filter(|p| *p != shims).cloned());
+        let log = store.steps_log();
+        let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        before = Some((store, log, log_start, count_objects(root)));
+        c.env("PATH", std::env::join_paths(&new_path)?)
+            .env("OMNIBOR_DIR", root)
+            .env_remove(crate::shim::find::CHAIN_ENV);
+        // CMake and Meson keep the absolute compiler path they find at configure time: point
+        // CC and CXX at the shims (by the name the user chose, when it has a link).
+        for (var, default) in [("CC", "cc"), ("CXX", "c++")] {
+            let name = std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty() && !v.contains(' '));
+            let base = name
+                .as_deref()
+                .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+                .unwrap_or_else(|| default.to_string());
+            let link = shims.join(&base);
+            if link.exists() && name.as_deref().is_none_or(|n| !n.contains('/')) {
+                c.env(var, &link);
+            }
         }
     }
     let status = crate::shim::run::run(c)
         .with_context(|| format!("cannot run {}", prog.to_string_lossy()))?;
-    summary(&store, &log, log_start, objects_before);
+    if let Some((store, log, log_start, objects_before)) = before {
+        summary(&store, &log, log_start, objects_before);
+    }
     use std::os::unix::process::ExitStatusExt;
     Ok(status
         .code()
@@ -198,6 +230,9 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
             continue;
         };
         self_us += v["self_us"].as_u64().unwrap_or(0);
+        if v["status"] == "interrupted" {
+            continue; // a killed earlier build's output, warned about at the start
+        }
         if v["status"] == "recorded" {
             recorded += 1;
             for o in v["outputs"].as_array().into_iter().flatten() {

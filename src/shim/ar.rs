@@ -52,11 +52,17 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     if archives.is_empty() {
         super::passthrough(&tool, &args, &chain, None);
     }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let outputs: Vec<PathBuf> = archives
+        .iter()
+        .map(|a| record::absolute(&cwd, Path::new(a)))
+        .collect();
+    super::begin_step(&outputs);
     let status = match run::run(run::command(&tool, &args, &chain)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("omnishim: cannot run {}: {e}", tool.display());
-            std::process::exit(127);
+            super::leave(127);
         }
     };
     if !status.success() {
@@ -73,7 +79,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         super::log_recorded(&rec, &tool, &expanded, &recorded)?;
         Ok(())
     })();
-    super::finish(status, &what, result)
+    super::finish(status, &what, &outputs, result)
 }
 
 /// Manifest of an archive: its members as they are now, each with its own manifest.

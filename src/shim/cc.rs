@@ -146,33 +146,40 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let plan = match plan(&step, &expanded, &strs, had_rsp, tmp.path(), &r, &chain) {
         Ok(p) => p,
         Err(e) => {
+            drop(tmp);
             if let Some(code) = super::report_failure("step", &e) {
                 std::process::exit(code);
             }
-            drop(tmp);
             passthrough(None);
         }
     };
+    let outputs = step.outputs();
+    let abs_outputs: Vec<PathBuf> = outputs
+        .iter()
+        .map(|o| record::absolute(&cwd, Path::new(o)))
+        .collect();
+    super::begin_step(&abs_outputs);
     let mut all = r.pre.clone();
     all.extend(plan.args.iter().map(OsString::from));
     let status = match run::run(run::command(&r.tool, &all, &chain)) {
         Ok(s) => s,
         Err(e) => {
+            drop(tmp);
             eprintln!("omnishim: cannot run {}: {e}", r.tool.display());
-            std::process::exit(127);
+            super::leave(127);
         }
     };
     if !status.success() {
         drop(tmp);
         run::exit_like(status);
     }
-    let outputs = step.outputs();
     let what = outputs.first().cloned().unwrap_or_else(|| "step".into());
     let result = collect_and_record(&r, &step, &expanded, &plan, &chain, tmp.path(), &strs);
     drop(tmp);
     if let Err(e) = result {
         if let Some(code) = super::report_failure(&what, &e) {
-            std::process::exit(code);
+            super::remove_unrecorded(&abs_outputs);
+            super::leave(code);
         }
     }
     run::exit_like(status)

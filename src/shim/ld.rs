@@ -74,17 +74,22 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
                 }
                 Err(e) => {
                     if let Some(code) = super::report_failure(&step.output, &e) {
+                        drop(tmp);
                         std::process::exit(code);
                     }
                 }
             }
         }
     }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let outputs = [super::record::absolute(&cwd, Path::new(&step.output))];
+    super::begin_step(&outputs);
     let status = match run::run(run::command(&tool, &all, &chain)) {
         Ok(s) => s,
         Err(e) => {
+            drop(tmp);
             eprintln!("omnishim: cannot run {}: {e}", tool.display());
-            std::process::exit(127);
+            super::leave(127);
         }
     };
     if !status.success() {
@@ -108,5 +113,5 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         Ok(())
     })();
     drop(tmp);
-    super::finish(status, &step.output, result)
+    super::finish(status, &step.output, &outputs, result)
 }

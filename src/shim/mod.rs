@@ -8,6 +8,7 @@
 pub mod ar;
 pub mod cc;
 pub mod find;
+pub mod inflight;
 pub mod ld;
 pub mod link;
 pub mod record;
@@ -196,15 +197,17 @@ pub fn expand_args(args: &[OsString]) -> Option<(Vec<String>, Vec<String>, bool)
 }
 
 /// Finish a step whose tool succeeded: report a recording failure (one line, or an error in
-/// strict mode) and leave with the tool's status.
+/// strict mode, which also removes the `outputs`) and leave with the tool's status.
 pub fn finish(
     status: std::process::ExitStatus,
     what: &str,
+    outputs: &[PathBuf],
     result: Result<(), record::RecordError>,
 ) -> ! {
     if let Err(e) = result {
         if let Some(code) = report_failure(what, &e) {
-            std::process::exit(code);
+            remove_unrecorded(outputs);
+            leave(code);
         }
     }
     run::exit_like(status)
@@ -214,19 +217,49 @@ pub fn finish(
 /// a few hundred microseconds on a disk file system here and a step makes two or three, so
 /// it goes to a memory file system when there is one: `OMNISHIM_TMPDIR` if set, else
 /// `/dev/shm`, else the usual temporary directory. The tool's own temporary files are not
-/// affected (its environment is left alone).
-pub fn private_tmp() -> std::io::Result<tempfile::TempDir> {
-    let b = {
-        let mut b = tempfile::Builder::new();
-        b.prefix("omnishim");
-        b
-    };
+/// affected (its environment is left alone). Directories of killed steps are reaped there
+/// (see `inflight::PrivateDir`).
+pub fn private_tmp() -> std::io::Result<inflight::PrivateDir> {
     if let Some(d) = std::env::var_os("OMNISHIM_TMPDIR").filter(|d| !d.is_empty()) {
-        return b.tempdir_in(d);
+        return inflight::private_dir_in(Path::new(&d));
     }
-    match b.tempdir_in("/dev/shm") {
+    match inflight::private_dir_in(Path::new("/dev/shm")) {
         Ok(t) => Ok(t),
-        Err(_) => b.tempdir(),
+        Err(_) => inflight::private_dir_in(&std::env::temp_dir()),
+    }
+}
+
+/// Remove the private directories killed steps left (at the start of `omnishim run`).
+pub fn reap_private_dirs() {
+    match std::env::var_os("OMNISHIM_TMPDIR").filter(|d| !d.is_empty()) {
+        Some(d) => inflight::reap_private(Path::new(&d)),
+        None => {
+            inflight::reap_private(Path::new("/dev/shm"));
+            inflight::reap_private(&std::env::temp_dir());
+        }
+    }
+}
+
+/// Register the step's outputs in the store's journal of steps in flight before its tool
+/// runs (and reap what killed steps left there).
+pub fn begin_step(outputs: &[PathBuf]) {
+    let store = record::store_for_step();
+    inflight::begin(store.root(), outputs);
+}
+
+/// Leave with an error status of our own (a strict-mode failure): the step is over.
+pub fn leave(code: i32) -> ! {
+    inflight::end();
+    std::process::exit(code)
+}
+
+/// A strict-mode failure to record removes the outputs it could not record, as a failed
+/// compiler would, so that the next make retries the step.
+pub fn remove_unrecorded(outputs: &[PathBuf]) {
+    for o in outputs {
+        if std::fs::symlink_metadata(o).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(o);
+        }
     }
 }
 

@@ -132,14 +132,37 @@ pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
     Ok(b)
 }
 
+/// The store a step records into: `OMNIBOR_DIR`, the store of the shim directory it was
+/// reached through, else the nearest `.bom`.
+pub fn store_for_step() -> Store {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    store_in(&cwd)
+}
+
+fn store_in(cwd: &Path) -> Store {
+    let env = std::env::var_os("OMNIBOR_DIR").filter(|v| !v.is_empty());
+    match env.or_else(store_of_shim_dir) {
+        Some(d) => Store::at(cwd.join(d)),
+        None => Store::locate(None, cwd),
+    }
+}
+
+/// An ELF input without a note that a killed step left (see `inflight`): say which, and why
+/// this output's graph lacks what it was made from. Only such inputs pay for the `stat`.
+fn warn_if_killed(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(path).is_ok_and(|m| m.mtime() == super::inflight::KILLED_MTIME) {
+        eprintln!(
+            "omnishim: warning: {}: not recorded: the step that made it was killed before recording it; the next build redoes it",
+            path.display()
+        );
+    }
+}
+
 impl Recorder {
     pub fn new() -> Result<Recorder, RecordError> {
         let cwd = std::env::current_dir().map_err(io_err(Path::new(".")))?;
-        let env = std::env::var_os("OMNIBOR_DIR").filter(|v| !v.is_empty());
-        let store = match env.or_else(store_of_shim_dir) {
-            Some(d) => Store::at(cwd.join(d)),
-            None => Store::locate(None, &cwd),
-        };
+        let store = store_in(&cwd);
         let cache = HashCache::new(&store);
         Ok(Recorder {
             store,
@@ -166,6 +189,9 @@ impl Recorder {
         }
         if manifest.is_empty() {
             manifest = self.target(&ids);
+        }
+        if cached.elf && manifest.is_empty() {
+            warn_if_killed(&path);
         }
         Ok(Input {
             path,

@@ -92,6 +92,8 @@ pub fn run(mut cmd: Command) -> std::io::Result<ExitStatus> {
 
 /// Leave with the tool's status: its exit code, or the signal that killed it.
 pub fn exit_like(st: ExitStatus) -> ! {
+    // the step is over: recorded, failed, or its failure reported
+    super::inflight::end();
     if let Some(sig) = st.signal() {
         // SAFETY: restoring the default action and re-raising the same signal.
         unsafe {

@@ -92,6 +92,30 @@ impl Shard {
         self.text.push_str(line);
     }
 
+    /// Take in the whole lines appended to the log since it was read; true when `key` has
+    /// an entry now. Only from a line boundary: a log that started over meanwhile, or took
+    /// a line from a writer that does not lock, is not read again.
+    fn catch_up(&mut self, f: &fs::File, key: &str) -> bool {
+        use std::os::unix::fs::FileExt;
+        let known = self.text.len() as u64;
+        let len = f.metadata().map_or(0, |m| m.len());
+        if len > known {
+            // from the newline that ends what we know
+            let from = known.saturating_sub(1);
+            let mut buf = vec![0u8; (len - from) as usize];
+            if f.read_exact_at(&mut buf, from).is_ok() && (known == 0 || buf[0] == b'\n') {
+                let buf = &buf[(known - from) as usize..];
+                let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1);
+                if let Ok(text) = std::str::from_utf8(&buf[..end]) {
+                    for line in text.split_inclusive('\n') {
+                        self.push(line);
+                    }
+                }
+            }
+        }
+        self.get(key).is_some()
+    }
+
     fn get(&self, key: &str) -> Option<Cached> {
         let at = *self.index.get(&fnv1a(key.as_bytes()))?;
         let line = self.text[at..].split('\n').next()?;
@@ -214,12 +238,20 @@ impl HashCache {
                     .flatten()
                     .flatten();
             }
-            if let Some(f) = &mut s.appender {
+            let Some(f) = s.appender.take() else { return };
+            // under -j several steps miss on one header at once: under the log's lock, read
+            // what others appended since, and append only when the entry is still missing
+            let locked = f.lock().is_ok();
+            if !locked || !s.catch_up(&f, key) {
                 // one write call: appends of concurrent steps never interleave
-                if f.write_all(line.as_bytes()).is_ok() {
+                if (&f).write_all(line.as_bytes()).is_ok() {
                     s.push(&line);
                 }
             }
+            if locked {
+                let _ = f.unlock();
+            }
+            s.appender = Some(f);
         });
     }
 

@@ -344,7 +344,8 @@ impl Dir {
         let f = self
             .open_raw(
                 name,
-                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT,
+                // read too: the hash cache reads what others appended since (Shard::catch_up)
+                libc::O_RDWR | libc::O_APPEND | libc::O_CREAT,
                 FILE_MODE,
             )
             .map_err(|e| self.explain(name, e, "a file"))?;

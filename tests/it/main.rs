@@ -8,6 +8,7 @@ mod corpus;
 mod elf;
 mod foundation;
 mod kernel;
+mod kill;
 mod ldar;
 mod note;
 mod respond;

@@ -1,0 +1,512 @@
+//! Steps in flight, so that a killed build leaves no silent hole, and private step
+//! directories that a kill cannot leave behind.
+//!
+//! A step that is killed (`kill -9` of the build, a CI cancel) after its tool wrote the output
+//! but before the shim recorded it leaves an output without a note that make takes as up to
+//! date. Two ways out were weighed: letting the tool write to a private path and moving the
+//! output into place once recorded (as ccache does) changes what the tool sees and writes
+//! (DWARF names, `-MD` targets, `-gsplit-dwarf` .dwo names, messages that name the output),
+//! so every such detail would have to be mended afterwards; a journal changes nothing the
+//! tool sees. So each step writes a small entry into `metadata/omnishim/inflight/` of the
+//! store before its tool runs (the absolute paths of its outputs) and removes it once the
+//! outputs are recorded (or the tool failed). The entry is held under an exclusive `flock`
+//! for the step's life: the kernel drops that lock however the step dies, so a later step
+//! (or `omnishim run` at its start) that can take the lock knows the step is gone. A pid and
+//! its start time would not do: builds in containers share a store through a bind mount,
+//! and a pid of another pid namespace says nothing here.
+//!
+//! A dead step's outputs are marked out of date (their modification time set to 1 s after
+//! the epoch, older than any source) rather than removed: make may already have looked at
+//! them in the build running now and would then fail on a missing file, while an old file is
+//! redone by the next make that looks (the one running now, when it has not looked yet), and
+//! a step that consumes such a file before that warns that it is not recorded. Each marked
+//! output gets a line in the step log and the reaping step one warning line.
+//!
+//! The journal lives in the store, not in /dev/shm: a build killed with its container loses
+//! the container's /dev/shm while the build tree and the store persist.
+//!
+//! Reaping and registering are ordered by a lock file: a step registers its entry under a
+//! shared lock, a reaper marks outputs under the exclusive lock, so an output a live step is
+//! about to write (its entry is there, locked) is never marked, and no entry is half made
+//! while a reaper looks.
+
+use std::ffi::{CString, OsStr};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The modification time of an output whose step was killed before recording it: older
+/// than any source, so make redoes the step, and telling a consumer why it has no note.
+pub const KILLED_MTIME: i64 = 1;
+
+/// The first line of an entry.
+const MAGIC: &[u8] = b"omnishim-inflight 1\n";
+
+fn cstr(s: &OsStr) -> Option<CString> {
+    CString::new(s.as_bytes()).ok()
+}
+
+fn open_at(dir: Option<&OwnedFd>, name: &OsStr, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    let c = cstr(name).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: a valid C string and directory descriptor; the result is checked.
+    let fd = unsafe {
+        libc::openat(
+            at,
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            mode,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor we just opened and own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn flock(fd: &OwnedFd, op: i32) -> bool {
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(fd.as_raw_fd(), op) == 0 }
+}
+
+/// A step's entry, held locked until the step ends.
+struct Entry {
+    dir: OwnedFd,
+    name: CString,
+    _file: OwnedFd,
+}
+
+static CURRENT: Mutex<Option<Entry>> = Mutex::new(None);
+
+fn inflight_dir(store_root: &Path) -> PathBuf {
+    store_root
+        .join("metadata")
+        .join(crate::store::TOOL)
+        .join("inflight")
+}
+
+fn open_dir(store_root: &Path) -> std::io::Result<OwnedFd> {
+    let d = inflight_dir(store_root);
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+    match open_at(None, d.as_os_str(), flags, 0) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&d)?;
+            open_at(None, d.as_os_str(), flags, 0)
+        }
+        r => r,
+    }
+}
+
+/// The names in the journal directory that are entries.
+fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.file_name()))
+                .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The outputs an entry names.
+fn read_outputs(fd: &OwnedFd) -> Vec<PathBuf> {
+    use std::io::Read;
+    let Ok(dup) = fd.try_clone() else {
+        return Vec::new();
+    };
+    let mut f = std::fs::File::from(dup);
+    let mut b = Vec::new();
+    if f.read_to_end(&mut b).is_err() || !b.starts_with(MAGIC) {
+        return Vec::new();
+    }
+    b[MAGIC.len()..]
+        .split(|&c| c == b'\n')
+        .filter(|l| l.first() == Some(&b'/'))
+        .map(|l| PathBuf::from(OsStr::from_bytes(l)))
+        .collect()
+}
+
+/// Under the journal's exclusive lock: mark the outputs of every dead step that no live step
+/// names, remove the dead entries. Returns the outputs marked.
+fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
+    let mut dead: Vec<(std::ffi::OsString, Vec<PathBuf>)> = Vec::new();
+    let mut live: std::collections::HashSet<PathBuf> = Default::default();
+    for name in entries(path) {
+        let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
+            continue;
+        };
+        let outs = read_outputs(&fd);
+        if flock(&fd, libc::LOCK_EX | libc::LOCK_NB) {
+            // a step that ended between our open and our lock removed its entry first
+            if unlinked(&fd) {
+                continue;
+            }
+            dead.push((name, outs));
+        } else {
+            live.extend(outs);
+        }
+    }
+    let mut marked = Vec::new();
+    for (name, outs) in dead {
+        for o in outs {
+            if !live.contains(&o) && mark_out_of_date(&o) {
+                marked.push(o);
+            }
+        }
+        if let Some(c) = cstr(&name) {
+            // SAFETY: unlinkat with a valid directory descriptor and C string.
+            unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), 0) };
+        }
+    }
+    marked
+}
+
+/// The file has no name any more.
+fn unlinked(fd: &OwnedFd) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fd.try_clone()
+        .ok()
+        .and_then(|d| std::fs::File::from(d).metadata().ok())
+        .is_some_and(|m| m.nlink() == 0)
+}
+
+/// Set a regular file's times to `KILLED_MTIME`; false when there is no such file.
+fn mark_out_of_date(p: &Path) -> bool {
+    if !std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let Some(c) = cstr(p.as_os_str()) else {
+        return false;
+    };
+    let t = libc::timespec {
+        tv_sec: KILLED_MTIME,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid C string and two timespecs.
+    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) == 0 }
+}
+
+/// Reap the entries of dead steps, when there are any. `exclusive` says whether the caller
+/// holds the exclusive lock already; else the shared one, which is given up for a moment.
+fn reap(dirfd: &OwnedFd, lock: &OwnedFd, path: &Path, have_exclusive: bool) -> Vec<PathBuf> {
+    if !have_exclusive {
+        // a hint only: under the shared lock an entry may be between its creation and its
+        // lock
+        let any_dead = entries(path).iter().any(|n| {
+            open_at(Some(dirfd), n, libc::O_RDWR, 0)
+                .is_ok_and(|fd| flock(&fd, libc::LOCK_EX | libc::LOCK_NB))
+        });
+        if !any_dead || !flock(lock, libc::LOCK_EX) {
+            return Vec::new();
+        }
+    }
+    let marked = reap_locked(dirfd, path);
+    if !have_exclusive {
+        flock(lock, libc::LOCK_SH);
+    }
+    marked
+}
+
+/// One warning line and a step-log line per output marked.
+fn report(store_root: &Path, marked: &[PathBuf]) {
+    if marked.is_empty() {
+        return;
+    }
+    let store = crate::store::Store::at(store_root);
+    for o in marked {
+        let _ = store.log_step(&serde_json::json!({
+            "status": "interrupted",
+            "reason": "the step was killed before its output was recorded; marked out of date",
+            "outputs": [o.to_string_lossy()],
+        }));
+    }
+    let shown: Vec<String> = marked
+        .iter()
+        .take(3)
+        .map(|p| p.display().to_string())
+        .collect();
+    eprintln!(
+        "omnishim: warning: {} output{} of build steps killed before they were recorded marked out of date, so the build redoes them: {}{}",
+        marked.len(),
+        if marked.len() == 1 { "" } else { "s" },
+        shown.join(" "),
+        if marked.len() > 3 { " ..." } else { "" }
+    );
+}
+
+/// The journal's lock file. Read-only when another user made it (a shared store): a local
+/// `flock` needs no write access (NFS does, and there such a user keeps no journal).
+fn open_lock(dirfd: &OwnedFd) -> std::io::Result<OwnedFd> {
+    let name = OsStr::new("lock");
+    open_at(Some(dirfd), name, libc::O_RDWR | libc::O_CREAT, 0o644)
+        .or_else(|_| open_at(Some(dirfd), name, libc::O_RDONLY, 0))
+}
+
+/// At the start of `omnishim run`: reap what killed builds left, before the build looks at
+/// its files.
+pub fn reap_store(store_root: &Path) {
+    let Ok(dirfd) = open_dir(store_root) else {
+        return;
+    };
+    let Ok(lock) = open_lock(&dirfd) else { return };
+    if !flock(&lock, libc::LOCK_EX) {
+        return;
+    }
+    let marked = reap_locked(&dirfd, &inflight_dir(store_root));
+    drop(lock);
+    report(store_root, &marked);
+}
+
+/// Before a step's tool runs: reap dead steps' entries, then register this step's outputs.
+/// A store that cannot hold the entry costs the step nothing but the guard (its recording
+/// will say what is wrong with the store).
+pub fn begin(store_root: &Path, outputs: &[PathBuf]) {
+    let path = inflight_dir(store_root);
+    let Ok(dirfd) = open_dir(store_root) else {
+        return;
+    };
+    let Ok(lock) = open_lock(&dirfd) else { return };
+    if !flock(&lock, libc::LOCK_SH) {
+        return;
+    }
+    let marked = reap(&dirfd, &lock, &path, false);
+    let mut text = MAGIC.to_vec();
+    for o in outputs {
+        let b = o.as_os_str().as_bytes();
+        if !b.contains(&b'\n') {
+            text.extend_from_slice(b);
+            text.push(b'\n');
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let name = format!(
+        "{}-{}.{:09}",
+        std::process::id(),
+        now.as_secs(),
+        now.subsec_nanos()
+    );
+    let made = open_at(
+        Some(&dirfd),
+        OsStr::new(&name),
+        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+        0o644,
+    );
+    if let Ok(fd) = made {
+        // blocking: another step's look for dead entries may hold it for a moment
+        let locked = flock(&fd, libc::LOCK_EX);
+        let written = fd
+            .try_clone()
+            .is_ok_and(|d| std::fs::File::from(d).write_all(&text).is_ok());
+        if let (true, true, Some(c)) = (locked, written, cstr(OsStr::new(&name))) {
+            if let Ok(mut cur) = CURRENT.lock() {
+                *cur = Some(Entry {
+                    dir: dirfd,
+                    name: c,
+                    _file: fd,
+                });
+            }
+        }
+    }
+    drop(lock);
+    report(store_root, &marked);
+}
+
+/// The step is over (recorded, failed, or its failure to record reported): remove its entry.
+pub fn end() {
+    let Ok(mut cur) = CURRENT.lock() else { return };
+    if let Some(e) = cur.take() {
+        // SAFETY: unlinkat with a valid directory descriptor and C string.
+        unsafe { libc::unlinkat(e.dir.as_raw_fd(), e.name.as_ptr(), 0) };
+    }
+}
+
+/// A step's private directory (our depfiles, maps and placeholder objects), removed when
+/// dropped, and by a later step when this one was killed: it is held under an exclusive
+/// `flock` for the step's life, and a step making its own directory removes every other one
+/// whose lock it can take. It is made under a hidden name and renamed once locked, so a
+/// directory is never seen unlocked while its step lives.
+pub struct PrivateDir {
+    path: PathBuf,
+    _fd: OwnedFd,
+}
+
+const PRIVATE_PREFIX: &str = "omnishim-step-";
+const PRIVATE_NEW_PREFIX: &str = ".omnishim-step-new-";
+
+impl PrivateDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `<pid>-<unique>`: digits and a dash.
+fn is_private_name(rest: &str) -> bool {
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+}
+
+/// Remove the private directories in `base` whose steps are gone.
+pub fn reap_private(base: &Path) {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(n) = name.to_str() else { continue };
+        let old_enough = || {
+            // one killed between mkdir and rename: its name is hidden, so give any live
+            // owner a minute
+            e.metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|d| d.as_secs() > 60)
+        };
+        let ours = match n.strip_prefix(PRIVATE_PREFIX) {
+            Some(rest) => is_private_name(rest),
+            None => n
+                .strip_prefix(PRIVATE_NEW_PREFIX)
+                .is_some_and(|rest| is_private_name(rest) && (old_enough() || !pid_alive(rest))),
+        };
+        if !ours {
+            continue;
+        }
+        let p = base.join(n);
+        // another user's directory does not open (0700); a symlink does not either
+        let Ok(fd) = open_at(None, p.as_os_str(), libc::O_RDONLY | libc::O_DIRECTORY, 0) else {
+            continue;
+        };
+        if flock(&fd, libc::LOCK_EX | libc::LOCK_NB) {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+}
+
+/// The process named by a private directory's `<pid>-...` is there (in our pid namespace;
+/// one of another namespace may look gone, which only matters within the microseconds a
+/// directory has its hidden name).
+fn pid_alive(rest: &str) -> bool {
+    let Some(pid) = rest.split('-').next() else {
+        return true;
+    };
+    match std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")) {
+        // a zombie is gone (its parent, make, may have been killed with it)
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Make a private directory in `base`, after reaping those of dead steps there.
+pub fn private_dir_in(base: &Path) -> std::io::Result<PrivateDir> {
+    use std::os::unix::fs::DirBuilderExt;
+    reap_private(base);
+    let mut last = std::io::Error::from(std::io::ErrorKind::AlreadyExists);
+    for _ in 0..16 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let unique = format!("{}-{nanos}{seq}", std::process::id());
+        let hidden = base.join(format!("{PRIVATE_NEW_PREFIX}{unique}"));
+        if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&hidden) {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                last = e;
+                continue;
+            }
+            return Err(e);
+        }
+        let fd = match open_at(
+            None,
+            hidden.as_os_str(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&hidden);
+                return Err(e);
+            }
+        };
+        flock(&fd, libc::LOCK_EX | libc::LOCK_NB);
+        let path = base.join(format!("{PRIVATE_PREFIX}{unique}"));
+        if let Err(e) = std::fs::rename(&hidden, &path) {
+            let _ = std::fs::remove_dir(&hidden);
+            return Err(e);
+        }
+        return Ok(PrivateDir { path, _fd: fd });
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dirs_of_dead_steps_are_reaped_live_ones_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let live = private_dir_in(t.path()).unwrap();
+        // a killed step's directory: nobody holds its lock
+        let dead = t.path().join(format!("{PRIVATE_PREFIX}1-2"));
+        std::fs::create_dir_all(dead.join("sub")).unwrap();
+        std::fs::write(dead.join("sub/cc.d"), "x").unwrap();
+        // not ours: left alone
+        let other = t.path().join("omnishim-test1");
+        std::fs::create_dir(&other).unwrap();
+        let second = private_dir_in(t.path()).unwrap();
+        assert!(!dead.exists());
+        assert!(live.path().is_dir() && second.path().is_dir() && other.is_dir());
+        let (a, b) = (live.path().to_path_buf(), second.path().to_path_buf());
+        drop(live);
+        drop(second);
+        assert!(!a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn outputs_of_dead_entries_are_marked_live_ones_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let store = t.path().join("store");
+        let (a, b) = (t.path().join("a.o"), t.path().join("b.o"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        // a dead step's entry for a.o, and one for b.o held by a live step
+        let dir = inflight_dir(&store);
+        std::fs::create_dir_all(&dir).unwrap();
+        let entry = |o: &Path| {
+            let mut t = MAGIC.to_vec();
+            t.extend_from_slice(o.as_os_str().as_bytes());
+            t.push(b'\n');
+            t
+        };
+        std::fs::write(dir.join("1-1.0"), entry(&a)).unwrap();
+        std::fs::write(dir.join("2-1.0"), entry(&b)).unwrap();
+        let held = std::fs::File::open(dir.join("2-1.0")).unwrap();
+        // SAFETY: flock on an open file
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        begin(&store, &[t.path().join("c.o")]);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&a).unwrap().mtime(), KILLED_MTIME);
+        assert_ne!(std::fs::metadata(&b).unwrap().mtime(), KILLED_MTIME);
+        let mut names = entries(&dir);
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}"); // b's and our own
+        assert!(!dir.join("1-1.0").exists());
+        end();
+        assert_eq!(entries(&dir), vec![std::ffi::OsString::from("2-1.0")]);
+    }
+}
