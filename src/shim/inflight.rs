@@ -90,14 +90,13 @@ fn inflight_dir(store_root: &Path) -> PathBuf {
 
 fn open_dir(store_root: &Path) -> std::io::Result<OwnedFd> {
     let d = inflight_dir(store_root);
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY;
-    match open_at(None, d.as_os_str(), flags, 0) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&d)?;
-            open_at(None, d.as_os_str(), flags, 0)
-        }
-        r => r,
-    }
+    // never through a planted symlink: the store checks (and makes) every directory below
+    // its root one name at a time, and the last one is opened without following a link
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    crate::store::Store::at(store_root)
+        .make_dir(&d)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    open_at(None, d.as_os_str(), flags, 0)
 }
 
 /// The names in the journal directory that are entries.
