@@ -114,6 +114,10 @@ enum Cmd {
         /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
         #[arg(long)]
         store: Option<PathBuf>,
+        /// At the end, attest the build's top-level outputs with this private key (each
+        /// OUTPUT.intoto.json beside it); a file not attested makes the exit status 1.
+        #[arg(long)]
+        sign: Option<PathBuf>,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<std::ffi::OsString>,
     },
@@ -413,7 +417,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Note {
             cmd: NoteCmd::Placeholder { like, o },
         } => cmd_note_placeholder(&like, &o),
-        Cmd::Run { store, cmd } => cmd_run(store, &cmd),
+        Cmd::Run { store, sign, cmd } => match sign {
+            None => cmd_run(store, &cmd),
+            Some(key) => cmd_run_sign(store, &key, &cmd),
+        },
         Cmd::Shims { dir, prefixes } => cmd_shims(&dir, &prefixes),
         Cmd::Resolve(a) => cmd_resolve(a),
         Cmd::Check(a) => cmd_check(a),
@@ -865,15 +872,51 @@ fn subject_name(f: &Path) -> String {
         .unwrap_or_else(|| f.to_string_lossy().into_owned())
 }
 
+fn read_private_key(p: &Path) -> Result<crate::attest::keys::PrivateKey> {
+    crate::attest::keys::PrivateKey::from_pem(&read_text(p)?)
+        .with_context(|| p.display().to_string())
+}
+
+/// `run --sign`: the key is read before the build, so a bad one fails before any work.
+fn cmd_run_sign(
+    store: Option<PathBuf>,
+    key: &Path,
+    cmd: &[std::ffi::OsString],
+) -> Result<ExitCode> {
+    let k = read_private_key(key)?;
+    let store = store_from(store)?;
+    let (code, top) = crate::wrap::run_outputs(store.root(), cmd)?;
+    if code != 0 {
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    // the build made the store if it was not there
+    let store = Store::at(std::fs::canonicalize(store.root()).unwrap_or(store.root().into()));
+    let code = attest_files(&top, &k, &store, None)?;
+    eprintln!(
+        "omnishim: {} top-level outputs signed (OUTPUT.intoto.json beside each)",
+        top.len()
+    );
+    Ok(code)
+}
+
 fn cmd_attest(a: AttestArgs) -> Result<ExitCode> {
-    use crate::attest::{self, keys::PrivateKey, FileFacts};
-    let key =
-        PrivateKey::from_pem(&read_text(&a.key)?).with_context(|| a.key.display().to_string())?;
+    let key = read_private_key(&a.key)?;
     let store = store_from(a.store)?;
+    attest_files(&a.files, &key, &store, a.o.as_deref())
+}
+
+/// Attest files: FILE.intoto.json beside each, or everything into `o`.
+fn attest_files(
+    files: &[PathBuf],
+    key: &crate::attest::keys::PrivateKey,
+    store: &Store,
+    o: Option<&Path>,
+) -> Result<ExitCode> {
+    use crate::attest::{self, FileFacts};
     let mut out = Outcome::default();
     let mut lines = Vec::new();
-    for f in &a.files {
-        let facts = match FileFacts::read(f, &store) {
+    for f in files {
+        let facts = match FileFacts::read(f, store) {
             Ok(x) => x,
             Err(e) => {
                 out.error(e);
@@ -888,7 +931,7 @@ fn cmd_attest(a: AttestArgs) -> Result<ExitCode> {
             out.hit = true;
             continue;
         };
-        let s = attest::survey(&store, &facts, &root);
+        let s = attest::survey(store, &facts, &root);
         if let Some(id) = s.corrupt.first() {
             eprintln!(
                 "omnishim: {}: not attested: manifest {} does not hash to its ID",
@@ -904,9 +947,9 @@ fn cmd_attest(a: AttestArgs) -> Result<ExitCode> {
             continue;
         }
         let st = attest::statement(&subject_name(f), &facts, &root, &s);
-        let env = attest::envelope(&st, &key)?;
+        let env = attest::envelope(&st, key)?;
         let text = serde_json::to_string(&env)?;
-        if a.o.is_some() {
+        if o.is_some() {
             lines.push(text);
         } else {
             let mut p = f.clone().into_os_string();
@@ -917,7 +960,7 @@ fn cmd_attest(a: AttestArgs) -> Result<ExitCode> {
             }
         }
     }
-    if let Some(o) = &a.o {
+    if let Some(o) = o {
         let mut text = lines.join("\n");
         if !text.is_empty() {
             text.push('\n');

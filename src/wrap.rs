@@ -83,6 +83,11 @@ pub fn make_shim_dir(
 
 /// Run a build under the shims; returns its exit status code.
 pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
+    Ok(run_outputs(store_root, cmd)?.0)
+}
+
+/// `run`, also returning the run's top-level outputs (as the summary names them).
+pub fn run_outputs(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<(i32, Vec<PathBuf>)> {
     use anyhow::Context;
     std::fs::create_dir_all(store_root).with_context(|| store_root.display().to_string())?;
     let root =
@@ -130,11 +135,12 @@ pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
     }
     let status = crate::shim::run::run(c)
         .with_context(|| format!("cannot run {}", prog.to_string_lossy()))?;
-    summary(&store, &log, log_start, objects_before);
+    let top = summary(&store, &log, log_start, objects_before);
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    let code = status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(1)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(1));
+    Ok((code, top))
 }
 
 /// The reasons steps were not recorded, most frequent first: a few, each kept short (a
@@ -186,7 +192,7 @@ fn count_objects(root: &Path) -> usize {
 
 /// One paragraph on stderr: steps recorded, not recorded (with reasons), manifests written,
 /// top-level outputs (recorded outputs no other recorded output of this run took as input).
-fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
+fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) -> Vec<PathBuf> {
     let text = store.read_file(log).ok().flatten().unwrap_or_default();
     let new = text.get(start as usize..).unwrap_or(&[]);
     let mut recorded = 0;
@@ -231,11 +237,12 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
             consumed.extend(m.inputs.keys().copied());
         }
     }
-    let top: Vec<String> = ids
+    let top_paths: Vec<PathBuf> = ids
         .iter()
         .filter(|(_, id)| !consumed.contains(id))
-        .map(|(p, _)| p.display().to_string())
+        .map(|(p, _)| p.clone())
         .collect();
+    let top: Vec<String> = top_paths.iter().map(|p| p.display().to_string()).collect();
     let not = not_recorded_text(&reasons, log);
     let manifests = count_objects(store.root()).saturating_sub(objects_before);
     eprintln!(
@@ -247,6 +254,7 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
         self_us as f64 / 1e6,
         if top.is_empty() { "none".to_string() } else { top.join(" ") }
     );
+    top_paths
 }
 
 #[cfg(test)]

@@ -423,3 +423,50 @@ fn tampering_is_rejected_each_with_its_own_reason() {
         assert_eq!(v(&b.prog(), &other, &env, &b.store), "wrong-key", "{kind}");
     }
 }
+
+#[test]
+fn run_sign_attests_the_top_level_outputs() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("a.c", "int a(void){return 1;}\n");
+    t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
+    run_ok(omnishim(&["keygen", "--type", "p256", "-o"]).arg(t.join("k")));
+    let out = omnishim(&["run", "--store"])
+        .arg(&store)
+        .arg("--sign")
+        .arg(t.join("k.key"))
+        .args(["--", "sh", "-c", "cc -c a.c && cc m.c a.o -o prog"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("1 top-level outputs signed"), "{err}");
+    // a.o went into prog: not a top-level output, not attested
+    assert!(!t.join("a.o.intoto.json").exists());
+    let out = omnishim(&["verify", "--store"])
+        .arg(&store)
+        .arg(t.join("prog"))
+        .arg("--key")
+        .arg(t.join("k.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a bad key fails before the build runs
+    let bad = t.write("bad.key", "not a key\n");
+    let out = omnishim(&["run", "--store"])
+        .arg(&store)
+        .arg("--sign")
+        .arg(&bad)
+        .args(["--", "touch", "ran"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!t.join("ran").exists());
+}
