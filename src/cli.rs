@@ -77,14 +77,16 @@ const EXIT_ATTEST: &str = "Exit status:
   1  some file was not: it has no manifest IDs (an unrecorded file), or its graph is
      incomplete in the store or holds a manifest that does not hash to its ID (nothing is
      signed for it; one line on stderr says why)
-  2  usage or I/O error (the key or a file could not be read, an output not written)";
+  2  usage or I/O error (the key or a file could not be read, an output not written); 1
+     wins over 2";
 
 const EXIT_VERIFY: &str = "Exit status:
   0  every file verified: signature, subject digests, note, and the whole graph below
   1  some file did not: one line on stderr names the file and the check that failed
      (signature, wrong-key, statement, digest-mismatch, stripped, note-mismatch, no-note,
      manifest-corrupt, graph-incomplete, count-mismatch)
-  2  usage or I/O error (the key, a file or its attestation could not be read)";
+  2  usage or I/O error (the key, a file or its attestation could not be read); a failed
+     check (1) wins over 2";
 
 #[derive(Subcommand)]
 enum Cmd {
