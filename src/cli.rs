@@ -72,6 +72,22 @@ const EXIT_NOTE: &str = "Exit status:
   2  usage or I/O error (wins over 3)
   3  some file has no note (an unrecorded file): one line on stderr names it";
 
+const EXIT_ATTEST: &str = "Exit status:
+  0  every file was attested
+  1  some file was not: it has no manifest IDs (an unrecorded file), or its graph is
+     incomplete in the store or holds a manifest that does not hash to its ID (nothing is
+     signed for it; one line on stderr says why)
+  2  usage or I/O error (the key or a file could not be read, an output not written); 1
+     wins over 2";
+
+const EXIT_VERIFY: &str = "Exit status:
+  0  every file verified: signature, subject digests, note, and the whole graph below
+  1  some file did not: one line on stderr names the file and the check that failed
+     (signature, wrong-key, statement, digest-mismatch, stripped, note-mismatch, no-note,
+     manifest-corrupt, graph-incomplete, count-mismatch)
+  2  usage or I/O error (the key, a file or its attestation could not be read); a failed
+     check (1) wins over 2";
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the artifact IDs (gitoids) of files, recursing into directories.
@@ -100,6 +116,10 @@ enum Cmd {
         /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
         #[arg(long)]
         store: Option<PathBuf>,
+        /// At the end, attest the build's top-level outputs with this private key (each
+        /// OUTPUT.intoto.json beside it); a file not attested makes the exit status 1.
+        #[arg(long)]
+        sign: Option<PathBuf>,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<std::ffi::OsString>,
     },
@@ -125,6 +145,14 @@ enum Cmd {
     /// and by content).
     #[command(after_help = EXIT_AUDIT)]
     Audit(AuditArgs),
+    /// Write a signing key pair: PREFIX.key (PKCS#8 PEM, mode 0600) and PREFIX.pub (SPKI PEM).
+    Keygen(KeygenArgs),
+    /// Sign each file's graph root: an in-toto Statement v1 in a DSSE envelope (FILE.intoto.json).
+    #[command(after_help = EXIT_ATTEST)]
+    Attest(AttestArgs),
+    /// Check files against their signed attestations and their graphs in the store.
+    #[command(after_help = EXIT_VERIFY)]
+    Verify(VerifyArgs),
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -199,6 +227,56 @@ struct AuditArgs {
     file: PathBuf,
     #[arg(long)]
     follow_dynamic: bool,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyTypeArg {
+    Ed25519,
+    P256,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    #[arg(long = "type", value_enum, default_value = "ed25519")]
+    key_type: KeyTypeArg,
+    /// Output prefix: writes PREFIX.key and PREFIX.pub (neither may exist).
+    #[arg(short)]
+    o: PathBuf,
+}
+
+#[derive(Args)]
+struct AttestArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Private key: PEM PKCS#8 Ed25519 or ECDSA P-256 (as `openssl genpkey` or `keygen` write).
+    #[arg(long)]
+    key: PathBuf,
+    /// Output: the envelope for one file, JSON lines (one envelope per line) for several.
+    /// Default: FILE.intoto.json beside each file.
+    #[arg(short)]
+    o: Option<PathBuf>,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Public key: PEM SPKI Ed25519 or ECDSA P-256.
+    #[arg(long)]
+    key: PathBuf,
+    /// The envelope, or a JSON-lines bundle (the envelope whose subject is named like the
+    /// file is taken). Default: FILE.intoto.json.
+    #[arg(long)]
+    attestation: Option<PathBuf>,
+    /// One JSON object per file (as a JSON array): verdict, failed check, message.
+    #[arg(long)]
+    json: bool,
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -341,12 +419,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Note {
             cmd: NoteCmd::Placeholder { like, o },
         } => cmd_note_placeholder(&like, &o),
-        Cmd::Run { store, cmd } => cmd_run(store, &cmd),
+        Cmd::Run { store, sign, cmd } => match sign {
+            None => cmd_run(store, &cmd),
+            Some(key) => cmd_run_sign(store, &key, &cmd),
+        },
         Cmd::Shims { dir, prefixes } => cmd_shims(&dir, &prefixes),
         Cmd::Resolve(a) => cmd_resolve(a),
         Cmd::Check(a) => cmd_check(a),
         Cmd::Sbom(a) => cmd_sbom(a),
         Cmd::Audit(a) => cmd_audit(a),
+        Cmd::Keygen(a) => cmd_keygen(a),
+        Cmd::Attest(a) => cmd_attest(a),
+        Cmd::Verify(a) => cmd_verify(a),
         Cmd::Store {
             cmd: StoreCmd::Verify,
             store,
@@ -768,5 +852,257 @@ fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
         "omnishim: {} ELF files checked, {hit_files} contain denied files ({hits} paths), {incomplete_files} incomplete",
         files.len()
     );
+    Ok(out.code())
+}
+
+fn read_text(p: &Path) -> Result<String> {
+    std::fs::read_to_string(p).with_context(|| p.display().to_string())
+}
+
+fn cmd_keygen(a: KeygenArgs) -> Result<ExitCode> {
+    use crate::attest::keys::{KeyType, PrivateKey};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let t = match a.key_type {
+        KeyTypeArg::Ed25519 => KeyType::Ed25519,
+        KeyTypeArg::P256 => KeyType::P256,
+    };
+    let k = PrivateKey::generate(t);
+    let mut prefix = a.o.into_os_string();
+    let mut key_path = prefix.clone();
+    key_path.push(".key");
+    prefix.push(".pub");
+    let (key_path, pub_path) = (PathBuf::from(key_path), PathBuf::from(prefix));
+    let write = |p: &Path, text: &str, mode: u32| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(p)
+            .with_context(|| p.display().to_string())?;
+        f.write_all(text.as_bytes())
+            .with_context(|| p.display().to_string())
+    };
+    write(&key_path, &k.to_pem()?, 0o600)?;
+    write(&pub_path, &k.public().to_pem()?, 0o644)?;
+    eprintln!(
+        "omnishim: wrote {} and {} (keyid {})",
+        key_path.display(),
+        pub_path.display(),
+        k.public().keyid()?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The subject name: the file's name, without the directories it was found in.
+fn subject_name(f: &Path) -> String {
+    f.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| f.to_string_lossy().into_owned())
+}
+
+fn read_private_key(p: &Path) -> Result<crate::attest::keys::PrivateKey> {
+    crate::attest::keys::PrivateKey::from_pem(&read_text(p)?)
+        .with_context(|| p.display().to_string())
+}
+
+/// `run --sign`: the key is read before the build, so a bad one fails before any work.
+fn cmd_run_sign(
+    store: Option<PathBuf>,
+    key: &Path,
+    cmd: &[std::ffi::OsString],
+) -> Result<ExitCode> {
+    let k = read_private_key(key)?;
+    let store = store_from(store)?;
+    let (code, top) = crate::wrap::run_outputs(store.root(), cmd)?;
+    if code != 0 {
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+    }
+    // the build made the store if it was not there
+    let store = Store::at(std::fs::canonicalize(store.root()).unwrap_or(store.root().into()));
+    let code = attest_files(&top, &k, &store, None)?;
+    eprintln!(
+        "omnishim: {} top-level outputs signed (OUTPUT.intoto.json beside each)",
+        top.len()
+    );
+    Ok(code)
+}
+
+fn cmd_attest(a: AttestArgs) -> Result<ExitCode> {
+    let key = read_private_key(&a.key)?;
+    let store = store_from(a.store)?;
+    attest_files(&a.files, &key, &store, a.o.as_deref())
+}
+
+/// Attest files: FILE.intoto.json beside each, or everything into `o`.
+fn attest_files(
+    files: &[PathBuf],
+    key: &crate::attest::keys::PrivateKey,
+    store: &Store,
+    o: Option<&Path>,
+) -> Result<ExitCode> {
+    use crate::attest::{self, FileFacts};
+    let mut out = Outcome::default();
+    let mut lines = Vec::new();
+    for f in files {
+        let facts = match FileFacts::read(f, store) {
+            Ok(x) => x,
+            Err(e) => {
+                out.error(e);
+                continue;
+            }
+        };
+        let Some(root) = facts.root() else {
+            eprintln!(
+                "omnishim: {}: not attested: no manifest IDs (unrecorded file: no OmniBOR note, nothing in the store's target index)",
+                f.display()
+            );
+            out.hit = true;
+            continue;
+        };
+        let s = attest::survey(store, &facts, &root);
+        if let Some(id) = s.corrupt.first() {
+            eprintln!(
+                "omnishim: {}: not attested: manifest {} does not hash to its ID",
+                f.display(),
+                id.uri()
+            );
+            out.hit = true;
+            continue;
+        }
+        if let Some(line) = resolve::incomplete_line(f, &s.gaps) {
+            eprintln!("omnishim: not attested: {line}");
+            out.hit = true;
+            continue;
+        }
+        let st = attest::statement(&subject_name(f), &facts, &root, &s);
+        let env = attest::envelope(&st, key)?;
+        let text = serde_json::to_string(&env)?;
+        if o.is_some() {
+            lines.push(text);
+        } else {
+            let mut p = f.clone().into_os_string();
+            p.push(".intoto.json");
+            let p = PathBuf::from(p);
+            if let Err(e) = std::fs::write(&p, format!("{text}\n")) {
+                out.error(format!("{}: {e}", p.display()));
+            }
+        }
+    }
+    if let Some(o) = o {
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        std::fs::write(o, text).with_context(|| o.display().to_string())?;
+    }
+    Ok(out.code())
+}
+
+/// The envelopes of an attestation file: one JSON object, or JSON lines.
+fn read_envelopes(p: &Path) -> Result<Vec<crate::attest::dsse::Envelope>> {
+    let text = read_text(p)?;
+    if let Ok(e) = serde_json::from_str(&text) {
+        return Ok(vec![e]);
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}: line {}: not a DSSE envelope", p.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Of a bundle, the envelope whose (unverified) payload names the file; else the first.
+fn pick_envelope(
+    envs: Vec<crate::attest::dsse::Envelope>,
+    name: &str,
+) -> Option<crate::attest::dsse::Envelope> {
+    use base64::Engine as _;
+    let names = |e: &crate::attest::dsse::Envelope| -> bool {
+        base64::engine::general_purpose::STANDARD
+            .decode(e.payload.trim())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["subject"].as_array().cloned())
+            .is_some_and(|s| s.iter().any(|s| s["name"] == name))
+    };
+    let i = envs.iter().position(names).unwrap_or(0);
+    envs.into_iter().nth(i)
+}
+
+fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
+    use crate::attest::{self, keys::PublicKey, FileFacts};
+    let key =
+        PublicKey::from_pem(&read_text(&a.key)?).with_context(|| a.key.display().to_string())?;
+    let store = store_from(a.store)?;
+    let mut out = Outcome::default();
+    let mut rows = Vec::new();
+    for f in &a.files {
+        let att = a.attestation.clone().unwrap_or_else(|| {
+            let mut p = f.clone().into_os_string();
+            p.push(".intoto.json");
+            PathBuf::from(p)
+        });
+        let name = subject_name(f);
+        let env = match read_envelopes(&att) {
+            Ok(envs) => pick_envelope(envs, &name),
+            Err(e) => {
+                out.error(one_line(&e));
+                continue;
+            }
+        };
+        let Some(env) = env else {
+            out.error(format!("{}: no envelope", att.display()));
+            continue;
+        };
+        let facts = match FileFacts::read(f, &store) {
+            Ok(x) => x,
+            Err(e) => {
+                out.error(e);
+                continue;
+            }
+        };
+        let r = attest::check(&env, &key, &name, &facts, &store);
+        match &r {
+            Ok(v) => eprintln!(
+                "omnishim: {}: verified ({}, {} manifests below)",
+                f.display(),
+                v.root.sha1.uri(),
+                v.manifests.0
+            ),
+            Err(fl) => {
+                eprintln!(
+                    "omnishim: {}: not verified: {}: {}",
+                    f.display(),
+                    fl.kind,
+                    fl.message
+                );
+                out.hit = true;
+            }
+        }
+        if a.json {
+            rows.push(match r {
+                Ok(v) => serde_json::json!({
+                    "path": f.to_string_lossy(),
+                    "verdict": "verified",
+                    "root": {"sha1": v.root.sha1.uri(), "sha256": v.root.sha256.uri()},
+                    "manifests": {"sha1": v.manifests.0, "sha256": v.manifests.1},
+                }),
+                Err(fl) => serde_json::json!({
+                    "path": f.to_string_lossy(),
+                    "verdict": "failed",
+                    "check": fl.kind,
+                    "message": fl.message,
+                }),
+            });
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    // a failed check (1) wins over an I/O error (2), as in check
     Ok(out.code())
 }

@@ -109,6 +109,12 @@ fn setup(store_root: &Path, path: &[PathBuf]) -> anyhow::Result<Setup> {
 /// open: a store it cannot set up (read-only, another user's) is one warning and the build
 /// runs unwrapped; with `OMNIBOR_STRICT=1` it is an error and the build does not run.
 pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
+    Ok(run_outputs(store_root, cmd)?.0)
+}
+
+/// `run`, also returning the run's top-level outputs (as the summary names them; none when
+/// the build ran unwrapped).
+pub fn run_outputs(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<(i32, Vec<PathBuf>)> {
     use anyhow::Context;
     let (prog, args) = cmd.split_first().context("no command to run")?;
     let path: Vec<PathBuf> = std::env::var_os("PATH")
@@ -160,13 +166,15 @@ pub fn run(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<i32> {
     }
     let status = crate::shim::run::run(c)
         .with_context(|| format!("cannot run {}", prog.to_string_lossy()))?;
+    let mut top = Vec::new();
     if let Some((store, log, log_start, objects_before)) = before {
-        summary(&store, &log, log_start, objects_before);
+        top = summary(&store, &log, log_start, objects_before);
     }
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    let code = status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(1)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(1));
+    Ok((code, top))
 }
 
 /// The reasons steps were not recorded, most frequent first: a few, each kept short (a
@@ -218,7 +226,7 @@ fn count_objects(root: &Path) -> usize {
 
 /// One paragraph on stderr: steps recorded, not recorded (with reasons), manifests written,
 /// top-level outputs (recorded outputs no other recorded output of this run took as input).
-fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
+fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) -> Vec<PathBuf> {
     let text = store.read_file(log).ok().flatten().unwrap_or_default();
     let new = text.get(start as usize..).unwrap_or(&[]);
     let mut recorded = 0;
@@ -266,11 +274,12 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
             consumed.extend(m.inputs.keys().copied());
         }
     }
-    let top: Vec<String> = ids
+    let top_paths: Vec<PathBuf> = ids
         .iter()
         .filter(|(_, id)| !consumed.contains(id))
-        .map(|(p, _)| p.display().to_string())
+        .map(|(p, _)| p.clone())
         .collect();
+    let top: Vec<String> = top_paths.iter().map(|p| p.display().to_string()).collect();
     let not = not_recorded_text(&reasons, log);
     let manifests = count_objects(store.root()).saturating_sub(objects_before);
     eprintln!(
@@ -282,6 +291,7 @@ fn summary(store: &Store, log: &Path, start: u64, objects_before: usize) {
         self_us as f64 / 1e6,
         if top.is_empty() { "none".to_string() } else { top.join(" ") }
     );
+    top_paths
 }
 
 #[cfg(test)]

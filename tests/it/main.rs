@@ -1,6 +1,7 @@
 //! The one integration test binary: real tools, real files, a temp dir per test.
 
 mod archive;
+mod attest;
 mod audit;
 mod cc;
 mod classify;
