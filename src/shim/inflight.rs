@@ -240,8 +240,11 @@ fn report(store_root: &Path, marked: &[PathBuf]) {
 /// `flock` needs no write access (NFS does, and there such a user keeps no journal).
 fn open_lock(dirfd: &OwnedFd) -> std::io::Result<OwnedFd> {
     let name = OsStr::new("lock");
-    open_at(Some(dirfd), name, libc::O_RDWR | libc::O_CREAT, 0o644)
-        .or_else(|_| open_at(Some(dirfd), name, libc::O_RDONLY, 0))
+    let nofollow = libc::O_NOFOLLOW;
+    let fd = open_at(Some(dirfd), name, libc::O_RDWR | libc::O_CREAT | nofollow, 0o644)
+        .or_else(|_| open_at(Some(dirfd), name, libc::O_RDONLY | nofollow, 0))?;
+    crate::store::adjust_shared(&fd, false);
+    Ok(fd)
 }
 
 /// At the start of `omnishim run`: reap what killed builds left, before the build looks at
@@ -296,6 +299,7 @@ pub fn begin(store_root: &Path, outputs: &[PathBuf]) {
         0o644,
     );
     if let Ok(fd) = made {
+        crate::store::adjust_shared(&fd, false);
         // blocking: another step's look for dead entries may hold it for a moment
         let locked = flock(&fd, libc::LOCK_EX);
         let written = fd

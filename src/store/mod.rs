@@ -19,6 +19,7 @@
 
 mod hashcache;
 mod safe;
+pub(crate) use safe::adjust_shared;
 
 pub use hashcache::{Cached, HashCache};
 use safe::{Dir, Kind, FILE_MODE, OBJECT_MODE};

@@ -66,7 +66,7 @@ fn shared_group() -> bool {
 
 /// In a group-shared store, give the group what the owner has (like git's
 /// `core.sharedRepository=group`), whatever the umask took away.
-fn adjust_shared(fd: &OwnedFd, dir: bool) {
+pub(crate) fn adjust_shared(fd: &OwnedFd, dir: bool) {
     if !shared_group() {
         return;
     }
