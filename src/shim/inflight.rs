@@ -241,8 +241,13 @@ fn report(store_root: &Path, marked: &[PathBuf]) {
 fn open_lock(dirfd: &OwnedFd) -> std::io::Result<OwnedFd> {
     let name = OsStr::new("lock");
     let nofollow = libc::O_NOFOLLOW;
-    let fd = open_at(Some(dirfd), name, libc::O_RDWR | libc::O_CREAT | nofollow, 0o644)
-        .or_else(|_| open_at(Some(dirfd), name, libc::O_RDONLY | nofollow, 0))?;
+    let fd = open_at(
+        Some(dirfd),
+        name,
+        libc::O_RDWR | libc::O_CREAT | nofollow,
+        0o644,
+    )
+    .or_else(|_| open_at(Some(dirfd), name, libc::O_RDONLY | nofollow, 0))?;
     crate::store::adjust_shared(&fd, false);
     Ok(fd)
 }
