@@ -217,31 +217,38 @@ impl Dir {
     /// None when it does not exist and `create` is false.
     pub fn sub(&self, name: &OsStr, create: bool) -> Result<Option<Dir>, StoreError> {
         let c = cstr(name).map_err(self.io(name))?;
-        let mut made = false;
-        if create {
-            // SAFETY: mkdirat with a NUL-terminated name; it never follows a final symlink
-            let r = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), DIR_MODE) };
-            if r == 0 {
-                made = true;
-            } else {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::AlreadyExists {
-                    return Err(self.io(name)(e));
-                }
-            }
-        }
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: openat with a NUL-terminated name
-        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::NotFound && !create {
-                return Ok(None);
+        let open = || {
+            // SAFETY: openat with a NUL-terminated name
+            let fd = unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) };
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                // SAFETY: a descriptor openat just gave us
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
             }
-            return Err(self.explain(name, e, "a directory"));
-        }
-        // SAFETY: a descriptor openat just gave us
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        };
+        // open first: the directories a step uses exist but for its first time, and a failed
+        // mkdirat on every level of every path cost each step a dozen system calls
+        let mut made = false;
+        let fd = match open() {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                // SAFETY: mkdirat with a NUL-terminated name; it never follows a final symlink
+                let r = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), DIR_MODE) };
+                if r == 0 {
+                    made = true;
+                } else {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::AlreadyExists {
+                        return Err(self.io(name)(e));
+                    }
+                }
+                open().map_err(|e| self.explain(name, e, "a directory"))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.explain(name, e, "a directory")),
+        };
         if made {
             adjust_shared(&fd, true);
         }
