@@ -120,17 +120,12 @@ fn embed_note(bytes: &[u8], note: &[u8]) -> Result<Vec<u8>, ElfError> {
     let set_flags = |table: &mut Vec<u8>, idx: usize, flags: u64| {
         set_word(table, idx * entsize + 8, flags, is64, le);
     };
-    let repoint = |table: &mut Vec<u8>, idx: usize, off: u64, size: u64| {
-        let o = idx * entsize + 8 + 2 * w;
-        set_word(table, o, off, is64, le);
-        set_word(table, o + w, size, is64, le);
-    };
     for &i in &legacy {
         let sh = e.shdr(i)?;
         set_flags(&mut table, i, sh.flags | SHF_EXCLUDE);
     }
     if let Some(i) = grouped {
-        repoint(&mut table, i, note_off, note.len() as u64);
+        repoint_in(&mut table, &e, i, note_off, note.len() as u64);
     } else {
         add_group(&e, &mut out, &mut table, note_off, note.len() as u64)?;
     }

@@ -186,23 +186,25 @@ fn record_members(
     map: &Path,
 ) -> Result<(), RecordError> {
     use std::collections::{BTreeMap, BTreeSet};
-    let archives: Vec<&Input> = inputs
+    // (input, is it thin): one look at each input's first bytes
+    let archives: Vec<(&Input, bool)> = inputs
         .iter()
         .filter(|i| !i.manifest.is_empty())
-        .filter(|i| record::head(&i.path).is_ok_and(|h| archive::is_archive(&h)))
+        .filter_map(|i| {
+            let h = record::head(&i.path).ok()?;
+            archive::is_archive(&h).then(|| (i, h.starts_with(b"!<thin>")))
+        })
         .collect();
     if archives.is_empty() {
         return Ok(());
     }
     let map = rec.abs(map);
     let text = std::fs::read(&map).map_err(record::io_err(&map))?;
-    let thin = archives
-        .iter()
-        .any(|a| record::head(&a.path).is_ok_and(|h| h.starts_with(b"!<thin>")));
+    let thin = archives.iter().any(|&(_, thin)| thin);
     let refs = map_refs(&String::from_utf8_lossy(&text), thin, &|p| rec.abs(p));
     let mut pulled: [BTreeMap<crate::gitoid::Id, BTreeSet<crate::gitoid::Id>>; 2] =
         Default::default();
-    for a in archives {
+    for (a, _) in archives {
         let bytes = std::fs::read(&a.path).map_err(record::io_err(&a.path))?;
         let members = archive::members(&bytes, &a.path)
             .map_err(|e| RecordError::Other(format!("{}: {e}", a.path.display())))?;

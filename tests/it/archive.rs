@@ -263,20 +263,6 @@ fn manifest_inputs(store: &Path, archive: &Path) -> BTreeSet<Id> {
     s.get_manifest(&m).unwrap().inputs.keys().copied().collect()
 }
 
-/// The absolute `.c` paths among `resolve --sources` lines.
-fn c_sources(store: &Path, file: &Path) -> BTreeSet<String> {
-    let out = stdout(
-        omnishim(&["resolve", "--sources", "--store"])
-            .arg(store)
-            .arg(file),
-    );
-    out.lines()
-        .filter_map(|l| l.split("  ").next())
-        .filter(|p| p.ends_with(".c"))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn thin_archives_under_the_shims_resolve_to_their_sources() {
     need("ar");
@@ -299,7 +285,7 @@ fn thin_archives_under_the_shims_resolve_to_their_sources() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(" 0 not recorded"), "{err}");
     let want: BTreeSet<String> = [t.join("kernel/sysctl.c").display().to_string()].into();
-    assert_eq!(c_sources(&store, &t.join("t15.a")), want);
+    assert_eq!(c_source_paths(&store, &t.join("t15.a")), want);
 
     // kernel-style nesting, and a regular archive inside a thin one
     for (f, body) in [
@@ -331,7 +317,7 @@ fn thin_archives_under_the_shims_resolve_to_their_sources() {
         fs.iter().map(|f| t.join(f).display().to_string()).collect()
     };
     assert_eq!(
-        c_sources(&store, &t.join("built-in.a")),
+        c_source_paths(&store, &t.join("built-in.a")),
         abs(&[
             "kernel/sysctl.c",
             "kernel/sub/abcdefghijklm.c",
@@ -340,7 +326,7 @@ fn thin_archives_under_the_shims_resolve_to_their_sources() {
         ])
     );
     assert_eq!(
-        c_sources(&store, &t.join("mixed.a")),
+        c_source_paths(&store, &t.join("mixed.a")),
         abs(&["lib/x.c", "lib/y.c", "init/main.c"])
     );
     // each archive's manifest inputs are exactly its `ar t` / `ar p` members

@@ -16,20 +16,7 @@ struct Built {
 
 impl Built {
     fn new() -> Built {
-        let t = Tmp::new();
-        let store = t.join("store");
-        t.write("a.c", "int a(void){return 1;}\n");
-        t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
-        run_ok(
-            shimmed(&t, "omnibor-cc", &store)
-                .current_dir(t.path())
-                .args(["-g", "-c", "a.c"]),
-        );
-        run_ok(
-            shimmed(&t, "omnibor-cc", &store)
-                .current_dir(t.path())
-                .args(["-g", "m.c", "a.o", "-o", "prog"]),
-        );
+        let (t, store) = recorded_prog();
         Built { t, store }
     }
     fn prog(&self) -> PathBuf {

@@ -8,20 +8,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The absolute `.c` paths among `resolve --sources` lines.
-fn c_sources(store: &Path, file: &Path) -> BTreeSet<String> {
-    let out = stdout(
-        omnishim(&["resolve", "--sources", "--store"])
-            .arg(store)
-            .arg(file),
-    );
-    out.lines()
-        .filter_map(|l| l.split("  ").next())
-        .filter(|p| p.ends_with(".c"))
-        .map(String::from)
-        .collect()
-}
-
 /// A project of `progs` programs, each made of a main and `per` other sources sharing a
 /// header; returns each program's path and its expected sources.
 fn project(dir: &Path, progs: usize, per: usize) -> Vec<(PathBuf, BTreeSet<String>)> {
@@ -139,7 +125,7 @@ fn a_kill_as_the_compiler_exits_leaves_no_silent_hole() {
     let out = make(&[]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let srcs = c_sources(&store, prog);
+    let srcs = c_source_paths(&store, prog);
     let f0 = dir.join("p0_f0.o").display().to_string();
     assert!(
         srcs == *want || (err.contains(&f0) && err.contains("not recorded")),
@@ -147,7 +133,7 @@ fn a_kill_as_the_compiler_exits_leaves_no_silent_hole() {
     );
     // and the build after that has the whole graph
     run_ok(&mut make(&[]));
-    assert_eq!(c_sources(&store, prog), *want);
+    assert_eq!(c_source_paths(&store, prog), *want);
     assert_eq!(leftovers(&tmp), Vec::<String>::new());
     // the step log says what was marked
     let log = std::fs::read_to_string(store.join("metadata/omnishim/steps.log")).unwrap();
@@ -229,7 +215,12 @@ fn random_kills_of_a_parallel_build_then_a_rerun_give_every_graph_whole() {
         log.matches("\"interrupted\"").count()
     );
     for (prog, want) in &progs {
-        assert_eq!(c_sources(&store, prog), *want, "{}: {err}", prog.display());
+        assert_eq!(
+            c_source_paths(&store, prog),
+            *want,
+            "{}: {err}",
+            prog.display()
+        );
     }
     assert_eq!(leftovers(&tmp), Vec::<String>::new());
     assert!(

@@ -122,3 +122,37 @@ pub fn shimmed(t: &Tmp, program: &str, store: &Path) -> Command {
         .env_remove("OMNIBOR_CXX");
     c
 }
+
+/// A recorded program `prog` (m.c linked with a.o, both built with -g under the shims) and
+/// its store: the temp dir and the store path.
+pub fn recorded_prog() -> (Tmp, PathBuf) {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("a.c", "int a(void){return 1;}\n");
+    t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-g", "-c", "a.c"]),
+    );
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-g", "m.c", "a.o", "-o", "prog"]),
+    );
+    (t, store)
+}
+
+/// The absolute `.c` paths among `resolve --sources` lines.
+pub fn c_source_paths(store: &Path, file: &Path) -> std::collections::BTreeSet<String> {
+    let out = stdout(
+        omnishim(&["resolve", "--sources", "--store"])
+            .arg(store)
+            .arg(file),
+    );
+    out.lines()
+        .filter_map(|l| l.split("  ").next())
+        .filter(|p| p.ends_with(".c"))
+        .map(String::from)
+        .collect()
+}
