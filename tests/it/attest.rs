@@ -457,3 +457,91 @@ fn run_sign_attests_the_top_level_outputs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!t.join("ran").exists());
 }
+
+/// Issue 17: xz-utils built under `omnishim run --sign` (the shared build): every top-level
+/// output verifies against its attestation and the build's store; attesting them all again
+/// into one bundle and verifying that bundle works too. Prints the attest and verify times.
+#[test]
+fn xz_built_under_run_sign_every_top_level_output_verifies() {
+    let x = crate::builds::xz(false);
+    let mut outputs = Vec::new();
+    let mut stack = vec![x.src.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if let Some(out) = p
+                .to_str()
+                .and_then(|s| s.strip_suffix(".intoto.json"))
+                .map(PathBuf::from)
+            {
+                outputs.push(out);
+            }
+        }
+    }
+    outputs.sort();
+    let names: Vec<String> = outputs
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in ["liblzma.so.5.4.1", "xz", "xzdec", "lzmainfo"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} not signed: {names:?}"
+        );
+    }
+    assert!(
+        x.summary
+            .contains(&format!("{} top-level outputs signed", outputs.len())),
+        "{}\n{names:?}",
+        x.summary
+    );
+    let verify = |att: Option<&Path>| {
+        let mut c = omnishim(&["verify", "--json", "--store"]);
+        c.arg(&x.store).arg("--key").arg(&x.public_key);
+        if let Some(a) = att {
+            c.arg("--attestation").arg(a);
+        }
+        let t0 = std::time::Instant::now();
+        let out = c.args(&outputs).output().unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(rows.len(), outputs.len());
+        for r in &rows {
+            assert_eq!(r["verdict"], "verified", "{r}");
+        }
+        secs
+    };
+    let verify_secs = verify(None);
+    let t = Tmp::new();
+    let bundle = t.join("xz.intoto.jsonl");
+    let t0 = std::time::Instant::now();
+    run_ok(
+        omnishim(&["attest", "--store"])
+            .arg(&x.store)
+            .arg("--key")
+            .arg(x.public_key.with_extension("key"))
+            .arg("-o")
+            .arg(&bundle)
+            .args(&outputs),
+    );
+    let attest_secs = t0.elapsed().as_secs_f64();
+    let bundle_secs = verify(Some(&bundle));
+    let manifests = std::fs::read_dir(x.store.join("objects/gitoid_blob_sha256"))
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum::<usize>();
+    eprintln!(
+        "xz-utils, {} top-level outputs, {manifests} sha256 manifests in the store: \
+         attest {attest_secs:.3} s, verify {verify_secs:.3} s (bundle: {bundle_secs:.3} s)",
+        outputs.len()
+    );
+}

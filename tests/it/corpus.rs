@@ -589,22 +589,23 @@ fn lua_wrapped_interpreter_works_and_graphs_match_dwarf() {
 
 #[test]
 fn xz_wrapped_make_check_passes_and_graphs_match_dwarf() {
+    // built and `make check`ed once, shared with the other tests that inspect it
+    let x = crate::builds::xz(false);
+    let (src, store) = (x.src.clone(), x.store.clone());
+    assert!(
+        !x.summary.contains("top-level outputs: none"),
+        "{}",
+        x.summary
+    );
     let t = Tmp::new();
-    let src = t.join("xz");
-    corpus("xz-utils", true, &src);
-    let before = elf_files(&src); // xz ships prebuilt test binaries
-    let store = t.join("store");
-    let summary = wrapped_build(
-        &src,
-        &store,
-        "./configure --disable-nls --disable-doc CFLAGS='-O2 -g' >/dev/null && make -j2 >/dev/null",
-    );
-    assert!(!summary.contains("top-level outputs: none"), "{summary}");
-    run_ok(
-        Command::new("make")
-            .args(["-j2", "check"])
-            .current_dir(&src),
-    );
+    // xz ships prebuilt test binaries: those of a pristine copy are not the build's
+    let pristine = t.join("pristine");
+    corpus("xz-utils", true, &pristine);
+    let before: Vec<PathBuf> = elf_files(&pristine)
+        .iter()
+        .map(|f| src.join(f.strip_prefix(&pristine).unwrap()))
+        .collect();
+    assert!(!before.is_empty());
     check_all_notes(&src, &store, &before);
     let bins = vec![
         src.join("src/liblzma/.libs/liblzma.so.5.4.1"),
@@ -687,20 +688,14 @@ fn xz_patched_build_passes_the_same_deny_list() {
             .arg("hash-object")
             .arg(orig.join("src/liblzma/common/stream_decoder_mt.c")),
     );
-    let src = t.join("xz");
-    corpus("xz-utils", false, &src);
+    let x = crate::builds::xz(true);
+    let (src, store) = (x.src.clone(), x.store.clone());
     let fixed = stdout(
         Command::new("git")
             .arg("hash-object")
             .arg(src.join("src/liblzma/common/stream_decoder_mt.c")),
     );
     assert_ne!(blob, fixed, "the Debian patch changes the file");
-    let store = t.join("store");
-    wrapped_build(
-        &src,
-        &store,
-        "./configure --disable-nls --disable-doc >/dev/null && make -j2 >/dev/null",
-    );
     let deny = t.write("deny.txt", format!("{} CVE-2025-31115\n", blob.trim()));
     let out = omnishim(&["check", "--follow-dynamic", "--deny"])
         .arg(&deny)

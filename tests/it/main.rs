@@ -3,6 +3,7 @@
 mod archive;
 mod attest;
 mod audit;
+mod builds;
 mod cc;
 mod classify;
 mod corpus;
