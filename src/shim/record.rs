@@ -163,7 +163,7 @@ impl Recorder {
     pub fn new() -> Result<Recorder, RecordError> {
         let cwd = std::env::current_dir().map_err(io_err(Path::new(".")))?;
         let store = store_in(&cwd);
-        let cache = HashCache::new(&store);
+        let cache = HashCache::for_step(&store, &cwd);
         Ok(Recorder {
             store,
             cache,
