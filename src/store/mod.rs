@@ -73,7 +73,7 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Handles {
     root: Option<std::sync::Arc<Dir>>,
-    dirs: std::collections::HashMap<Vec<std::ffi::OsString>, std::sync::Arc<Dir>>,
+    dirs: std::collections::HashMap<Vec<u8>, std::sync::Arc<Dir>>,
 }
 
 /// A directory worth keeping open: not a two-hex-digit fan-out directory.
@@ -160,15 +160,22 @@ impl Store {
             }
         };
         let names: Vec<&OsStr> = names.iter().map(|n| n.as_ref()).collect();
+        // the key of each prefix: the names joined by '/' (a name never holds one), so that
+        // every prefix's key is a slice of the whole one
+        let mut key: Vec<u8> = Vec::with_capacity(64);
+        let mut ends = Vec::with_capacity(names.len());
+        for n in &names {
+            key.extend_from_slice(n.as_encoded_bytes());
+            ends.push(key.len());
+            key.push(b'/');
+        }
         // the deepest directory already open on the way
         let mut at = names.len();
         let mut d = loop {
             if at == 0 {
                 break root;
             }
-            let key: Vec<std::ffi::OsString> =
-                names[..at].iter().map(|n| n.to_os_string()).collect();
-            if let Some(d) = h.dirs.get(&key) {
+            if let Some(d) = h.dirs.get(&key[..ends[at - 1]]) {
                 break d.clone();
             }
             at -= 1;
@@ -181,11 +188,24 @@ impl Store {
             d = Arc::new(next);
             kept = kept && keep_open(n);
             if kept {
-                let key = names[..=i].iter().map(|n| n.to_os_string()).collect();
-                h.dirs.insert(key, d.clone());
+                h.dirs.insert(key[..ends[i]].to_vec(), d.clone());
             }
         }
         Ok(Some(d))
+    }
+
+    /// A descriptor of its own on a directory below the root, reached like `dir` (never
+    /// through a symlink); created when asked. None when it does not exist and `create` is
+    /// false.
+    pub(crate) fn dir_fd(
+        &self,
+        names: &[&str],
+        create: bool,
+    ) -> Result<Option<std::os::fd::OwnedFd>, StoreError> {
+        match self.dir(names, create)? {
+            Some(d) => d.dup_fd().map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The directory and the name of a path inside the store.

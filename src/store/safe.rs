@@ -300,6 +300,14 @@ impl Dir {
         Ok(Some(d))
     }
 
+    /// A descriptor of our own on this directory.
+    pub fn dup_fd(&self) -> Result<OwnedFd, StoreError> {
+        self.fd.try_clone().map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     fn dup(&self) -> Result<Dir, StoreError> {
         Ok(Dir {
             fd: self.fd.try_clone().map_err(|source| StoreError::Io {
