@@ -26,12 +26,6 @@ fn identity(p: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn is_executable_file(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// The chain of tools already chosen above us, from the environment.
 pub fn chain_from_env() -> Vec<PathBuf> {
     std::env::var_os(CHAIN_ENV)
@@ -82,9 +76,15 @@ impl Finder {
     }
 
     fn usable(&self, p: &Path) -> bool {
-        is_executable_file(p)
-            && !self.is_self(p)
-            && identity(p).is_none_or(|id| !self.chain_ids.contains(&id))
+        // one stat for the three questions (every PATH lookup of every step asks them)
+        let Ok(m) = std::fs::metadata(p) else {
+            return false;
+        };
+        let id = (m.dev(), m.ino());
+        m.is_file()
+            && m.mode() & 0o111 != 0
+            && Some(id) != self.self_id
+            && !self.chain_ids.contains(&id)
     }
 
     /// A program name (looked up on PATH) or path, resolved to a real tool.

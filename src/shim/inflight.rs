@@ -88,15 +88,15 @@ fn inflight_dir(store_root: &Path) -> PathBuf {
         .join("inflight")
 }
 
-fn open_dir(store_root: &Path) -> std::io::Result<OwnedFd> {
-    let d = inflight_dir(store_root);
-    // never through a planted symlink: the store checks (and makes) every directory below
-    // its root one name at a time, and the last one is opened without following a link
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-    crate::store::Store::at(store_root)
-        .make_dir(&d)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    open_at(None, d.as_os_str(), flags, 0)
+fn open_dir(store: &crate::store::Store) -> std::io::Result<OwnedFd> {
+    // never through a planted symlink: the store reaches (and makes) every directory below
+    // its root one name at a time from a handle on the one above, without following a
+    // link; this is a handle on the very directory it reached (the store keeps its
+    // handles open for the process, so the step's later store accesses walk nothing again)
+    store
+        .dir_fd(&["metadata", crate::store::TOOL, "inflight"], true)
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
 }
 
 /// The names in the journal directory that are entries.
@@ -255,7 +255,7 @@ fn open_lock(dirfd: &OwnedFd) -> std::io::Result<OwnedFd> {
 /// At the start of `omnishim run`: reap what killed builds left, before the build looks at
 /// its files.
 pub fn reap_store(store_root: &Path) {
-    let Ok(dirfd) = open_dir(store_root) else {
+    let Ok(dirfd) = open_dir(&crate::store::Store::at(store_root)) else {
         return;
     };
     let Ok(lock) = open_lock(&dirfd) else { return };
@@ -270,9 +270,10 @@ pub fn reap_store(store_root: &Path) {
 /// Before a step's tool runs: reap dead steps' entries, then register this step's outputs.
 /// A store that cannot hold the entry costs the step nothing but the guard (its recording
 /// will say what is wrong with the store).
-pub fn begin(store_root: &Path, outputs: &[PathBuf]) {
+pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
+    let store_root = store.root();
     let path = inflight_dir(store_root);
-    let Ok(dirfd) = open_dir(store_root) else {
+    let Ok(dirfd) = open_dir(store) else {
         return;
     };
     let Ok(lock) = open_lock(&dirfd) else { return };
@@ -506,7 +507,7 @@ mod tests {
         let held = std::fs::File::open(dir.join("2-1.0")).unwrap();
         // SAFETY: flock on an open file
         assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
-        begin(&store, &[t.path().join("c.o")]);
+        begin(&crate::store::Store::at(&store), &[t.path().join("c.o")]);
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&a).unwrap().mtime(), KILLED_MTIME);
         assert_ne!(std::fs::metadata(&b).unwrap().mtime(), KILLED_MTIME);

@@ -244,7 +244,7 @@ pub fn reap_private_dirs() {
 /// runs (and reap what killed steps left there).
 pub fn begin_step(outputs: &[PathBuf]) {
     let store = record::store_for_step();
-    inflight::begin(store.root(), outputs);
+    inflight::begin(&store, outputs);
 }
 
 /// Leave with an error status of our own (a strict-mode failure): the step is over.

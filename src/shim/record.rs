@@ -134,9 +134,16 @@ pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
 
 /// The store a step records into: `OMNIBOR_DIR`, the store of the shim directory it was
 /// reached through, else the nearest `.bom`.
+/// One per process (a shim's working directory and environment do not change), so that the
+/// journal, the recorder and the step log share the store's open directory handles.
 pub fn store_for_step() -> Store {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    store_in(&cwd)
+    static STORE: std::sync::OnceLock<Store> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            store_in(&cwd)
+        })
+        .clone()
 }
 
 fn store_in(cwd: &Path) -> Store {
@@ -162,8 +169,8 @@ fn warn_if_killed(path: &Path) {
 impl Recorder {
     pub fn new() -> Result<Recorder, RecordError> {
         let cwd = std::env::current_dir().map_err(io_err(Path::new(".")))?;
-        let store = store_in(&cwd);
-        let cache = HashCache::new(&store);
+        let store = store_for_step();
+        let cache = HashCache::for_step(&store, &cwd);
         Ok(Recorder {
             store,
             cache,

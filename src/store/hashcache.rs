@@ -6,7 +6,7 @@ use crate::gitoid::{self, Alg, Id, Ids};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A persistent cache of file IDs, keyed by what proves a file unchanged: device, inode, size,
 /// mtime and ctime in nanoseconds. Any write to the file changes ctime, so a stale entry can
@@ -20,10 +20,12 @@ use std::path::Path;
 /// microseconds on ext4, more than hashing a header). A log that has grown past
 /// `SHARD_CAP` (stale entries of rebuilt files) starts over: it is a cache.
 pub struct HashCache {
-    store: Option<Store>,
-    /// The shard directory, opened (without following symlinks) the first time it is needed.
-    dir: std::cell::RefCell<Option<Dir>>,
-    shards: std::cell::RefCell<std::collections::HashMap<String, Shard>>,
+    /// The store's logs (None: no cache at all).
+    local: Option<Logs>,
+    /// The user's logs, for files outside the build tree (see `for_step`).
+    user: Option<Logs>,
+    /// Files below these are the build's own: the store's logs keep them.
+    build: Vec<PathBuf>,
 }
 
 struct Shard {
@@ -130,69 +132,65 @@ impl Shard {
 const SHARD_COUNT: u64 = 64;
 const SHARD_CAP: u64 = 1 << 20;
 
-impl HashCache {
-    pub fn new(store: &Store) -> HashCache {
-        HashCache {
-            store: Some(store.clone()),
+/// Where a set of shard logs lives.
+enum Home {
+    /// `metadata/omnishim/hashcache` of a store.
+    Store(Store),
+    /// The user's own cache directory (`$XDG_CACHE_HOME/omnishim/hashcache`), for files
+    /// outside the build tree.
+    User(PathBuf),
+}
+
+/// One directory of shard logs, opened the first time it is needed.
+struct Logs {
+    home: Home,
+    /// The shard directory (without following symlinks); `Some(None)`: looked, none usable.
+    dir: std::cell::RefCell<Option<Option<std::sync::Arc<Dir>>>>,
+    shards: std::cell::RefCell<std::collections::HashMap<String, Shard>>,
+}
+
+impl Logs {
+    fn new(home: Home) -> Logs {
+        Logs {
+            home,
             dir: Default::default(),
             shards: Default::default(),
         }
     }
 
-    pub fn disabled() -> HashCache {
-        HashCache {
-            store: None,
-            dir: Default::default(),
-            shards: Default::default(),
-        }
+    /// The user's logs only trust what this user owns.
+    fn private(&self) -> bool {
+        matches!(self.home, Home::User(_))
     }
 
-    /// The entry key for a file's identity.
-    fn key(meta: &fs::Metadata) -> String {
-        use std::os::unix::fs::MetadataExt;
-        format!(
-            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec()
-        )
-    }
-
-    /// The shard log for a file: FNV-1a of its directory's path.
-    pub(super) fn shard_of(path: &Path) -> String {
-        use std::os::unix::ffi::OsStrExt;
-        let dir = path.parent().unwrap_or(Path::new(""));
-        format!("{:02x}", fnv1a(dir.as_os_str().as_bytes()) % SHARD_COUNT)
-    }
-
-    /// Run `f` on the shard directory (None: no store, or no directory yet and not `create`).
+    /// Run `f` on the shard directory (None: no directory yet and not `create`, or a user
+    /// cache directory that is not this user's alone).
     fn with_dir<T>(
         &self,
         create: bool,
         f: impl FnOnce(&Dir) -> T,
     ) -> Result<Option<T>, StoreError> {
-        let Some(store) = &self.store else {
-            return Ok(None);
-        };
         let mut slot = self.dir.borrow_mut();
-        if slot.is_none() {
-            *slot = store.dir(&["metadata", super::TOOL, "hashcache"], create)?;
+        if slot.as_ref().is_none_or(|d| d.is_none() && create) {
+            let d = match &self.home {
+                Home::Store(store) => store.dir(&["metadata", super::TOOL, "hashcache"], create)?,
+                Home::User(base) => user_dir(base, create).map(std::sync::Arc::new),
+            };
+            *slot = Some(d);
         }
-        Ok(slot.as_ref().map(f))
+        Ok(slot.as_ref().and_then(|d| d.as_deref()).map(f))
     }
 
     /// A shard log's text. A symlink or a foreign file is an error (the store is refused);
     /// anything else that keeps us from reading it (another user's store) is an empty log.
+    /// In the user's cache, a log another user owns is no log at all.
     fn read_shard(&self, name: &str) -> Result<String, StoreError> {
-        let bytes = match self.with_dir(false, |d| d.read(OsStr::new(name))) {
+        let private = self.private();
+        let bytes = match self.with_dir(false, |d| d.read_owned(OsStr::new(name), private)) {
             Ok(Some(Ok(Some(b)))) => b,
             Ok(None | Some(Ok(None))) => return Ok(String::new()),
             Err(e) | Ok(Some(Err(e))) => {
-                return if e.is_refusal() {
+                return if e.is_refusal() && !private {
                     Err(e)
                 } else {
                     Ok(String::new())
@@ -222,18 +220,18 @@ impl HashCache {
     }
 
     fn add(&self, path: &Path, key: &str, c: &Cached) {
-        if self.store.is_none() {
-            return;
-        }
         let kind = if c.elf { "elf" } else { "-" };
         let line = format!("{key} {} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex());
-        let name = Self::shard_of(path);
+        let name = HashCache::shard_of(path);
+        let private = self.private();
         let _ = self.with_shard(&name, |s| {
             if s.appender.is_none() {
                 // a log we may not write (another user's store) or that is refused: the
                 // entry is simply not kept (reading it was refused loudly already)
                 s.appender = self
-                    .with_dir(true, |d| d.open_append(OsStr::new(&name)).ok())
+                    .with_dir(true, |d| {
+                        d.open_append_owned(OsStr::new(&name), private).ok()
+                    })
                     .ok()
                     .flatten()
                     .flatten();
@@ -256,24 +254,107 @@ impl HashCache {
     }
 
     fn find(&self, path: &Path, key: &str) -> Result<Option<Cached>, StoreError> {
-        if self.store.is_none() {
-            return Ok(None);
+        self.with_shard(&HashCache::shard_of(path), |s| s.get(key))
+    }
+}
+
+/// The user's cache directory: `$XDG_CACHE_HOME` (an absolute path, else `$HOME/.cache`),
+/// then `omnishim/hashcache` below it, made 0700 and reached without following symlinks.
+/// None when there is no such place, or when either of our two directories is not this
+/// user's alone (owned by someone else, or writable by the group or others): another user
+/// could then plant entries, and a forged entry would be believed.
+fn user_home() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let home = || {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .map(|h| h.join(".cache"))
+    };
+    xdg.or_else(home)
+}
+
+fn user_dir(base: &Path, create: bool) -> Option<Dir> {
+    let root = Dir::root(base, create).ok()??;
+    let ours = root.sub_private(OsStr::new(super::TOOL), create).ok()??;
+    ours.sub_private(OsStr::new("hashcache"), create).ok()?
+}
+
+impl HashCache {
+    pub fn new(store: &Store) -> HashCache {
+        HashCache {
+            local: Some(Logs::new(Home::Store(store.clone()))),
+            user: None,
+            build: Vec::new(),
         }
-        self.with_shard(&Self::shard_of(path), |s| s.get(key))
+    }
+
+    /// A step's cache: the store's logs for files of the build tree (below `cwd`, or in
+    /// the store), the user's own cache for every other file (system headers, crt files,
+    /// libraries), so that a fresh store does not hash them again. Both are keyed alike.
+    pub fn for_step(store: &Store, cwd: &Path) -> HashCache {
+        let disabled = std::env::var_os("OMNISHIM_USER_CACHE").is_some_and(|v| v == "0");
+        HashCache {
+            local: Some(Logs::new(Home::Store(store.clone()))),
+            user: user_home()
+                .filter(|_| !disabled)
+                .map(|h| Logs::new(Home::User(h))),
+            build: vec![cwd.to_path_buf(), store.root().to_path_buf()],
+        }
+    }
+
+    pub fn disabled() -> HashCache {
+        HashCache {
+            local: None,
+            user: None,
+            build: Vec::new(),
+        }
+    }
+
+    /// The logs for a file (None: no cache).
+    fn logs_for(&self, path: &Path) -> Option<&Logs> {
+        match &self.user {
+            Some(u) if !self.build.iter().any(|b| path.starts_with(b)) => Some(u),
+            _ => self.local.as_ref(),
+        }
+    }
+
+    /// The entry key for a file's identity.
+    fn key(meta: &fs::Metadata) -> String {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        )
+    }
+
+    /// The shard log for a file: FNV-1a of its directory's path.
+    pub(super) fn shard_of(path: &Path) -> String {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        format!("{:02x}", fnv1a(dir.as_os_str().as_bytes()) % SHARD_COUNT)
     }
 
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
     /// note), computed from the bytes written, so that the step reading it next (a link, an
     /// archive) does not hash it again. Nothing is kept if its size is not `len` any more.
     pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf: bool) {
-        if self.store.is_none() {
+        let Some(logs) = self.logs_for(path) else {
             return;
-        }
+        };
         let Ok(meta) = fs::metadata(path) else { return };
-        if !meta.is_file() || meta.len() != len {
+        if !meta.is_file() || meta.len() != len || (logs.private() && recent(&meta)) {
             return;
         }
-        self.add(path, &Self::key(&meta), &Cached { ids: *ids, elf });
+        logs.add(path, &Self::key(&meta), &Cached { ids: *ids, elf });
     }
 
     /// Both IDs of a file, from the cache when its identity is unchanged.
@@ -284,24 +365,39 @@ impl HashCache {
     /// IDs and whether the file is ELF (so that a cache hit needs no other read of the file).
     /// A cache log the store refuses (a symlink, a foreign file) is an error.
     pub fn lookup(&self, path: &Path) -> io::Result<Cached> {
-        if self.store.is_none() {
+        let Some(logs) = self.logs_for(path) else {
             return hash_with_kind(path);
-        }
+        };
         let before = fs::metadata(path)?;
         if !before.is_file() {
             return hash_with_kind(path); // gives the proper error
         }
         let key = Self::key(&before);
-        if let Some(c) = self.find(path, &key).map_err(io::Error::other)? {
+        if let Some(c) = logs.find(path, &key).map_err(io::Error::other)? {
             return Ok(c);
         }
         let c = hash_with_kind(path)?;
         // Only cache when the file did not change while we read it.
-        if fs::metadata(path).is_ok_and(|after| Self::key(&after) == key) {
-            self.add(path, &key, &c);
+        if fs::metadata(path).is_ok_and(|after| Self::key(&after) == key)
+            && !(logs.private() && recent(&before))
+        {
+            logs.add(path, &key, &c);
         }
         Ok(c)
     }
+}
+
+/// Changed less than a second ago. File times come from a clock that moves in ticks of a
+/// few milliseconds, so a file written twice within one tick, to the same size, keeps its
+/// identity; the user's cache, which outlives builds and is shared by all of them, keeps
+/// no entry for a file that may still be in such a tick.
+fn recent(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    let ctime = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+    now - ctime < 1_000_000_000
 }
 
 /// An entry's IDs and kind (`<sha1> <sha256> <elf|->`); a line that does not parse is no

@@ -60,6 +60,26 @@ impl StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     root: PathBuf,
+    /// Directory handles opened once per process and reused (see `dir`).
+    handles: std::sync::Arc<std::sync::Mutex<Handles>>,
+}
+
+/// The store's root and its fixed directories (`metadata/omnishim/paths`,
+/// `objects/gitoid_blob_sha1`...), each opened the first time it is needed. A step touches
+/// them a dozen times; walking from the root every time cost three to five `openat` and as
+/// many `close` calls each. The two-hex-digit fan-out directories are not kept, so that a
+/// process reading many objects holds a bounded number of descriptors. A handle stays on the
+/// directory it was opened on (nothing is ever looked up again through a path).
+#[derive(Debug, Default)]
+struct Handles {
+    root: Option<std::sync::Arc<Dir>>,
+    dirs: std::collections::HashMap<Vec<u8>, std::sync::Arc<Dir>>,
+}
+
+/// A directory worth keeping open: not a two-hex-digit fan-out directory.
+fn keep_open(name: &OsStr) -> bool {
+    let b = name.as_encoded_bytes();
+    !(b.len() == 2 && b.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// The two-hex-digit directory and the file name of an ID.
@@ -70,7 +90,10 @@ fn split_hex(id: &Id) -> (String, String) {
 
 impl Store {
     pub fn at(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            handles: Default::default(),
+        }
     }
 
     /// `$OMNIBOR_DIR`, else the nearest `.bom` upwards from `cwd`, else `cwd/.bom`.
@@ -115,11 +138,74 @@ impl Store {
 
     /// A directory below the root, reached without following symlinks; created when asked.
     /// None when it (or the root) does not exist and `create` is false.
-    fn dir<S: AsRef<OsStr>>(&self, names: &[S], create: bool) -> Result<Option<Dir>, StoreError> {
-        let Some(root) = Dir::root(&self.root, create)? else {
-            return Ok(None);
+    fn dir<S: AsRef<OsStr>>(
+        &self,
+        names: &[S],
+        create: bool,
+    ) -> Result<Option<std::sync::Arc<Dir>>, StoreError> {
+        use std::sync::Arc;
+        let mut h = self
+            .handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let root = match &h.root {
+            Some(r) => r.clone(),
+            None => {
+                let Some(r) = Dir::root(&self.root, create)? else {
+                    return Ok(None);
+                };
+                let r = Arc::new(r);
+                h.root = Some(r.clone());
+                r
+            }
         };
-        root.walk(names.iter().map(|n| n.as_ref()), create)
+        let names: Vec<&OsStr> = names.iter().map(|n| n.as_ref()).collect();
+        // the key of each prefix: the names joined by '/' (a name never holds one), so that
+        // every prefix's key is a slice of the whole one
+        let mut key: Vec<u8> = Vec::with_capacity(64);
+        let mut ends = Vec::with_capacity(names.len());
+        for n in &names {
+            key.extend_from_slice(n.as_encoded_bytes());
+            ends.push(key.len());
+            key.push(b'/');
+        }
+        // the deepest directory already open on the way
+        let mut at = names.len();
+        let mut d = loop {
+            if at == 0 {
+                break root;
+            }
+            if let Some(d) = h.dirs.get(&key[..ends[at - 1]]) {
+                break d.clone();
+            }
+            at -= 1;
+        };
+        let mut kept = true;
+        for (i, n) in names.iter().enumerate().skip(at) {
+            let Some(next) = d.sub(n, create)? else {
+                return Ok(None);
+            };
+            d = Arc::new(next);
+            kept = kept && keep_open(n);
+            if kept {
+                h.dirs.insert(key[..ends[i]].to_vec(), d.clone());
+            }
+        }
+        Ok(Some(d))
+    }
+
+    /// A descriptor of its own on a directory below the root, reached like `dir` (never
+    /// through a symlink); created when asked. None when it does not exist and `create` is
+    /// false.
+    pub(crate) fn dir_fd(
+        &self,
+        names: &[&str],
+        create: bool,
+    ) -> Result<Option<std::os::fd::OwnedFd>, StoreError> {
+        match self.dir(names, create)? {
+            Some(d) => d.dup_fd().map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The directory and the name of a path inside the store.

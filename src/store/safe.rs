@@ -216,6 +216,26 @@ impl Dir {
     /// A subdirectory, never through a symlink; created (0755 under the umask) when asked.
     /// None when it does not exist and `create` is false.
     pub fn sub(&self, name: &OsStr, create: bool) -> Result<Option<Dir>, StoreError> {
+        self.sub_with(name, create, DIR_MODE, true)
+    }
+
+    /// A subdirectory this user alone may change (made 0700 when asked): None when it is
+    /// missing, or owned by another user, or writable by the group or others.
+    pub fn sub_private(&self, name: &OsStr, create: bool) -> Result<Option<Dir>, StoreError> {
+        let Some(d) = self.sub_with(name, create, 0o700, false)? else {
+            return Ok(None);
+        };
+        let st = fstat(&d.fd).map_err(self.io(name))?;
+        Ok((mine(&st) && st.st_mode & 0o022 == 0).then_some(d))
+    }
+
+    fn sub_with(
+        &self,
+        name: &OsStr,
+        create: bool,
+        mode: u32,
+        shared: bool,
+    ) -> Result<Option<Dir>, StoreError> {
         let c = cstr(name).map_err(self.io(name))?;
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         let open = || {
@@ -235,7 +255,7 @@ impl Dir {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
                 // SAFETY: mkdirat with a NUL-terminated name; it never follows a final symlink
-                let r = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), DIR_MODE) };
+                let r = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), mode) };
                 if r == 0 {
                     made = true;
                 } else {
@@ -249,7 +269,7 @@ impl Dir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.explain(name, e, "a directory")),
         };
-        if made {
+        if made && shared {
             adjust_shared(&fd, true);
         }
         Ok(Some(Dir {
@@ -278,6 +298,14 @@ impl Dir {
             d = next;
         }
         Ok(Some(d))
+    }
+
+    /// A descriptor of our own on this directory.
+    pub fn dup_fd(&self) -> Result<OwnedFd, StoreError> {
+        self.fd.try_clone().map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn dup(&self) -> Result<Dir, StoreError> {
@@ -322,26 +350,31 @@ impl Dir {
         Ok(st)
     }
 
-    /// Open a regular file for reading; None when there is none.
-    pub fn open_read(&self, name: &OsStr) -> Result<Option<File>, StoreError> {
-        match self.open_raw(name, libc::O_RDONLY, 0) {
-            Ok(f) => {
-                self.regular(name, &f, false)?;
-                Ok(Some(f))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.explain(name, e, "a file")),
-        }
-    }
-
     /// A regular file's bytes; None when there is none.
     pub fn read(&self, name: &OsStr) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_owned(name, false)
+    }
+
+    /// `read`; with `private`, a file another user owns is refused.
+    pub fn read_owned(&self, name: &OsStr, private: bool) -> Result<Option<Vec<u8>>, StoreError> {
         use std::io::Read;
-        let Some(mut f) = self.open_read(name)? else {
-            return Ok(None);
+        let f = match self.open_raw(name, libc::O_RDONLY, 0) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.explain(name, e, "a file")),
         };
-        let mut out = Vec::new();
-        f.read_to_end(&mut out).map_err(self.io(name))?;
+        let st = self.regular(name, &f, false)?;
+        if private && !mine(&st) {
+            return Err(self.foreign(name));
+        }
+        // the size fstat gave: read that much and stop (`read_to_end` would ask for the size
+        // and the position again, and read once more to see the end). A log appended to
+        // meanwhile is read up to that size, as it was when opened.
+        let size = usize::try_from(st.st_size).unwrap_or(0);
+        let mut out = Vec::with_capacity(size);
+        (&f).take(size as u64)
+            .read_to_end(&mut out)
+            .map_err(self.io(name))?;
         Ok(Some(out))
     }
 
@@ -361,6 +394,22 @@ impl Dir {
             adjust_shared(&OwnedFd::from(f.try_clone().map_err(self.io(name))?), false);
         }
         Ok(f)
+    }
+
+    /// `open_append`; with `private`, a file another user owns is refused.
+    pub fn open_append_owned(&self, name: &OsStr, private: bool) -> Result<File, StoreError> {
+        let f = self.open_append(name)?;
+        if private && !fstat(&f).is_ok_and(|st| mine(&st)) {
+            return Err(self.foreign(name));
+        }
+        Ok(f)
+    }
+
+    fn foreign(&self, name: &OsStr) -> StoreError {
+        StoreError::Refused {
+            path: self.path.join(name),
+            why: "a file another user owns in this user's own cache".into(),
+        }
     }
 
     /// Open (creating) a lock file: never written, so only its type matters.
@@ -447,15 +496,26 @@ impl Dir {
             path: self.path.clone(),
             source,
         };
-        let fd = self.fd.try_clone().map_err(io_err)?;
-        // SAFETY: fdopendir takes over the duplicated descriptor; closedir releases it
+        // a descriptor of its own (a duplicate would share its offset with this handle,
+        // which the store keeps open and reuses)
+        // SAFETY: openat of "." below a directory descriptor we own
+        let raw = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c".".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        let fd = OwnedFd::from(
+            // SAFETY: a descriptor openat just gave us, or the error it reported
+            unsafe { File::from_raw_fd(cvt(raw).map_err(io_err)?) },
+        );
+        // SAFETY: fdopendir takes over the descriptor; closedir releases it
         let dirp = unsafe { libc::fdopendir(fd.as_raw_fd()) };
         if dirp.is_null() {
             return Err(io_err(io::Error::last_os_error()));
         }
         std::mem::forget(fd);
-        // the duplicate shares its offset with our handle: start from the beginning
-        unsafe { libc::rewinddir(dirp) };
         let mut out = Vec::new();
         loop {
             // SAFETY: readdir on an open DIR*; the entry is read before the next call
@@ -491,6 +551,12 @@ impl Dir {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+}
+
+/// Owned by the user we run as.
+fn mine(st: &libc::stat) -> bool {
+    // SAFETY: geteuid has no failure and no side effect
+    st.st_uid == unsafe { libc::geteuid() }
 }
 
 /// A path's plain names below `root`, or None when it does not lie strictly inside it.

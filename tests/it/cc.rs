@@ -496,10 +496,21 @@ fn masquerade_through_another_wrapper_and_prefix_mode() {
     );
 }
 
+/// The lines of the shard logs in a hash-cache directory.
+fn cache_lines(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        v.extend(text.lines().map(str::to_string));
+    }
+    v
+}
+
 #[test]
 fn hash_cache_is_keyed_on_file_identity() {
     let t = Tmp::new();
     let store = t.join("store");
+    let user_cache = t.join("cache");
     t.write("h.h", "#define V 1\n");
     for i in 0..4 {
         t.write(
@@ -509,9 +520,20 @@ fn hash_cache_is_keyed_on_file_identity() {
         run_ok(
             shimmed(&t, "omnibor-cc", &store)
                 .current_dir(t.path())
+                .env("XDG_CACHE_HOME", &user_cache)
                 .args(["-c", &format!("s{i}.c")]),
         );
     }
+    // stdc-predef.h, outside the build tree, is the user's cache's: once
+    let user = cache_lines(&user_cache.join("omnishim/hashcache"));
+    let predef = gitoid::ids_of_file(Path::new("/usr/include/stdc-predef.h")).unwrap();
+    assert_eq!(
+        user.iter()
+            .filter(|l| l.contains(&predef.sha1.hex()))
+            .count(),
+        1,
+        "{user:#?}"
+    );
     // entries: lines of the shard logs under hashcache/
     let cache = store.join("metadata/omnishim/hashcache");
     let entries = || -> Vec<String> {
@@ -523,14 +545,15 @@ fn hash_cache_is_keyed_on_file_identity() {
         v
     };
     let entries_after_four = entries().len();
-    // s0..s3.c, h.h, stdc-predef.h and the four objects, each once
-    assert_eq!(entries_after_four, 10, "{:#?}", entries());
+    // s0..s3.c, h.h and the four objects, each once
+    assert_eq!(entries_after_four, 9, "{:#?}", entries());
     // same size, new content: the new ID must be recorded, never the cached one
     std::thread::sleep(std::time::Duration::from_millis(20));
     t.write("h.h", "#define V 2\n");
     run_ok(
         shimmed(&t, "omnibor-cc", &store)
             .current_dir(t.path())
+            .env("XDG_CACHE_HOME", &user_cache)
             .args(["-c", "s0.c"]),
     );
     let new_id = gitoid::ids_of_file(&t.join("h.h")).unwrap().sha1;
@@ -544,6 +567,93 @@ fn hash_cache_is_keyed_on_file_identity() {
     let want = format!(" {} {} elf", o.sha1.hex(), o.sha256.hex());
     let found = now.iter().filter(|l| l.ends_with(&want)).count();
     assert_eq!(found, 1, "no cache entry with s0.o's IDs");
+}
+
+/// The per-user hash cache (files outside the build tree, shared by every store of the user)
+/// never serves a stale ID: a header outside the build tree and outside the store (so the
+/// user's cache keeps it, like a system header; here reached with -isystem, since a test
+/// cannot change /usr/include) is changed in place to the same size and given back its old
+/// modification time (`touch -r`), then a build with a fresh store (so nothing but the
+/// user's cache could hold the old ID) records the new content. Device, inode, size and
+/// mtime are all unchanged: only the ctime in the key (which no user can set back) tells
+/// the two versions apart.
+#[test]
+fn user_hash_cache_never_serves_a_stale_id_after_touch_r() {
+    need("gcc");
+    need("touch");
+    let t = Tmp::new();
+    let sys = t.join("sysinc");
+    let proj = t.join("proj");
+    let user_cache = t.join("cache");
+    std::fs::create_dir_all(&sys).unwrap();
+    std::fs::create_dir_all(&proj).unwrap();
+    let header = sys.join("v.h");
+    std::fs::write(&header, "#define V 1\n").unwrap();
+    std::fs::write(proj.join("a.c"), "#include <v.h>\nint a(void){return V;}\n").unwrap();
+    // the user's cache keeps no entry for a file changed within the last second
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let build = |store: &Path| {
+        run_ok(
+            shimmed(&t, "omnibor-cc", store)
+                .current_dir(&proj)
+                .env("XDG_CACHE_HOME", &user_cache)
+                .args(["-isystem", sys.to_str().unwrap(), "-c", "a.c"]),
+        );
+    };
+    build(&t.join("store1"));
+    let old = gitoid::ids_of_file(&header).unwrap();
+    let entry = |ids: &gitoid::Ids| {
+        cache_lines(&user_cache.join("omnishim/hashcache"))
+            .iter()
+            .any(|l| l.contains(&format!(" {} {} ", ids.sha1.hex(), ids.sha256.hex())))
+    };
+    assert!(
+        entry(&old),
+        "the first build left no user-cache entry for v.h"
+    );
+    assert!(manifest_inputs(&t.join("store1"), &proj.join("a.o")).contains(&old.sha1));
+    // nor is the header in the store's own cache: only the user's could serve it
+    let store_lines = cache_lines(&t.join("store1/metadata/omnishim/hashcache"));
+    assert!(!store_lines.iter().any(|l| l.contains(&old.sha1.hex())));
+    // in place, same size, then the old times back
+    let reference = t.join("times");
+    run_ok(Command::new("touch").arg("-r").arg(&header).arg(&reference));
+    let before = std::fs::metadata(&header).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&header)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"#define V 2\n"))
+        .unwrap();
+    run_ok(Command::new("touch").arg("-r").arg(&reference).arg(&header));
+    use std::os::unix::fs::MetadataExt;
+    let after = std::fs::metadata(&header).unwrap();
+    assert_eq!(
+        (
+            before.dev(),
+            before.ino(),
+            before.size(),
+            before.mtime(),
+            before.mtime_nsec()
+        ),
+        (
+            after.dev(),
+            after.ino(),
+            after.size(),
+            after.mtime(),
+            after.mtime_nsec()
+        )
+    );
+    assert_ne!(
+        (before.ctime(), before.ctime_nsec()),
+        (after.ctime(), after.ctime_nsec())
+    );
+    let new = gitoid::ids_of_file(&header).unwrap();
+    assert_ne!(new.sha1, old.sha1);
+    build(&t.join("store2"));
+    let inputs = manifest_inputs(&t.join("store2"), &proj.join("a.o"));
+    assert!(inputs.contains(&new.sha1), "the new v.h is not recorded");
+    assert!(!inputs.contains(&old.sha1), "a stale v.h ID was served");
 }
 
 #[test]
