@@ -153,6 +153,12 @@ enum Cmd {
     /// Check files against their signed attestations and their graphs in the store.
     #[command(after_help = EXIT_VERIFY)]
     Verify(VerifyArgs),
+    /// Deny lists for `check` derived from upstream history: every version of the affected
+    /// files in the vulnerable commits (sha1 and sha256 IDs, the label on every line).
+    Deny {
+        #[command(subcommand)]
+        cmd: DenyCmd,
+    },
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -200,9 +206,18 @@ struct CheckArgs {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// One JSON object per ELF file: verdict ("clean", "denied" or "incomplete"), the labels
-    /// hit, the chains down to each denied file, and what is missing from its graph.
-    #[arg(long)]
+    /// hit, the chains down to each denied file, and what is missing from its graph (with
+    /// `fixed` lines in the list: `fixed_labels`, `fixed`, the chains to fixed versions).
+    #[arg(long, conflicts_with = "openvex")]
     json: bool,
+    /// An OpenVEX v0.2.0 document: per file and vulnerability (label), `affected` (the
+    /// chains), `not_affected` (the complete graph holds no vulnerable version) or
+    /// `under_investigation` (the graph is incomplete). The exit status is as without it.
+    #[arg(long)]
+    openvex: bool,
+    /// The OpenVEX document's author.
+    #[arg(long, default_value = "Unknown Author", requires = "openvex")]
+    author: String,
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -333,6 +348,59 @@ enum NoteCmd {
 }
 
 #[derive(Subcommand)]
+enum DenyCmd {
+    /// From fixing commits: every commit on an ancestry path from the introducing commit (a
+    /// root when none) to a fix, fix excluded, merges through all parents; the files under
+    /// every name they had there.
+    Git(DenyGitArgs),
+    /// From OSV entries: their `GIT` ranges for this repository (introduced, fixed,
+    /// last_affected, limit), labelled with each entry's id and aliases.
+    Osv(DenyOsvArgs),
+}
+
+#[derive(Args)]
+struct DenyGitArgs {
+    /// The clone of the upstream repository.
+    #[arg(long)]
+    repo: PathBuf,
+    /// A fixing commit (any revision: hex ID, branch, tag); repeatable (fixes on release
+    /// branches).
+    #[arg(long, required = true, num_args = 1..)]
+    fixed: Vec<String>,
+    /// The commit that introduced the flaw (default: every root).
+    #[arg(long)]
+    introduced: Option<String>,
+    /// An affected path (default: the files the fixes change, less tests and docs); repeatable.
+    #[arg(long = "path")]
+    paths: Vec<String>,
+    /// The label on every line (e.g. the CVE ID).
+    #[arg(long, required = true)]
+    label: String,
+    /// Also list the fixed versions (the files at each fix), as `fixed ID LABEL` lines.
+    #[arg(long)]
+    fixed_list: bool,
+}
+
+#[derive(Args)]
+struct DenyOsvArgs {
+    /// OSV entries (JSON).
+    #[arg(required = true)]
+    entries: Vec<PathBuf>,
+    /// The clone of the upstream repository.
+    #[arg(long)]
+    repo: PathBuf,
+    /// The repository URL the entries' ranges name (default: the clone's remotes).
+    #[arg(long)]
+    repo_url: Option<String>,
+    /// An affected path (default: the files the fixes change, less tests and docs); repeatable.
+    #[arg(long = "path")]
+    paths: Vec<String>,
+    /// Also list the fixed versions, as `fixed ID LABEL` lines.
+    #[arg(long)]
+    fixed_list: bool,
+}
+
+#[derive(Subcommand)]
 enum StoreCmd {
     /// Check that every object hashes to its name and every referenced manifest is present.
     Verify,
@@ -431,6 +499,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Keygen(a) => cmd_keygen(a),
         Cmd::Attest(a) => cmd_attest(a),
         Cmd::Verify(a) => cmd_verify(a),
+        Cmd::Deny {
+            cmd: DenyCmd::Git(a),
+        } => cmd_deny_git(a),
+        Cmd::Deny {
+            cmd: DenyCmd::Osv(a),
+        } => cmd_deny_osv(a),
         Cmd::Store {
             cmd: StoreCmd::Verify,
             store,
@@ -803,7 +877,7 @@ fn print_ids(ids: &[Option<Id>], path: &Path) {
 fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
     use crate::respond::{self, Checker};
     let mut out = Outcome::default();
-    let list = match respond::read_deny(&a.deny) {
+    let lists = match respond::read_lists(&a.deny) {
         Ok(l) => l,
         Err(e) => {
             out.error(e);
@@ -813,7 +887,7 @@ fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
     let store = store_from(a.store)?;
     let mut checkers: Vec<Checker> = Alg::ALL
         .iter()
-        .map(|alg| Checker::new(store.clone(), *alg, list.clone()))
+        .map(|alg| Checker::with_fixed(store.clone(), *alg, lists.clone()))
         .filter(|c| !c.is_empty())
         .collect();
     let (files, errors) = respond::elf_files(&a.paths);
@@ -821,6 +895,7 @@ fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
         out.error(e);
     }
     let mut rows = Vec::new();
+    let mut reports = Vec::new();
     let (mut hits, mut hit_files, mut incomplete_files) = (0usize, 0usize, 0usize);
     for f in &files {
         let rep = match respond::check_all(&mut checkers, f, a.follow_dynamic) {
@@ -841,6 +916,8 @@ fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
         out.gaps(f, &rep.gaps);
         if a.json {
             rows.push(rep.to_json());
+        } else if a.openvex {
+            reports.push(rep);
         } else {
             print!("{}", rep.text());
         }
@@ -848,11 +925,64 @@ fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
+    if a.openvex {
+        match respond::openvex(&reports, &lists, &a.author) {
+            Ok(doc) => println!("{}", serde_json::to_string_pretty(&doc)?),
+            Err(e) => out.error(e),
+        }
+    }
     eprintln!(
         "omnishim: {} ELF files checked, {hit_files} contain denied files ({hits} paths), {incomplete_files} incomplete",
         files.len()
     );
     Ok(out.code())
+}
+
+fn cmd_deny_git(a: DenyGitArgs) -> Result<ExitCode> {
+    use crate::deny;
+    let label = deny::check_label(&a.label)?;
+    let d = deny::derive_git(&a.repo, &a.fixed, a.introduced.as_deref(), &a.paths)?;
+    if !d.left_out.is_empty() {
+        eprintln!(
+            "omnishim: left out as tests or docs: {}",
+            d.left_out.join(" ")
+        );
+    }
+    let mut header = vec![format!(
+        "omnishim deny git: {label}, fixed {}",
+        a.fixed.join(" ")
+    )];
+    if let Some(i) = &a.introduced {
+        header.push(format!("introduced {i}"));
+    }
+    print!("{}", deny::render(&d, &[label], &header, a.fixed_list));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_deny_osv(a: DenyOsvArgs) -> Result<ExitCode> {
+    use crate::deny;
+    let mut h = deny::history::History::open(&a.repo)?;
+    let mut code = ExitCode::SUCCESS;
+    for e in &a.entries {
+        match deny::derive_osv(&mut h, e, a.repo_url.as_deref(), &a.paths) {
+            Ok((entry, d)) => {
+                if !d.left_out.is_empty() {
+                    eprintln!(
+                        "omnishim: {}: left out as tests or docs: {}",
+                        e.display(),
+                        d.left_out.join(" ")
+                    );
+                }
+                let header = vec![format!("omnishim deny osv: {} ({})", entry.id, e.display())];
+                print!("{}", deny::render(&d, &entry.labels, &header, a.fixed_list));
+            }
+            Err(err) => {
+                eprintln!("omnishim: {err}");
+                code = ExitCode::USAGE;
+            }
+        }
+    }
+    Ok(code)
 }
 
 fn read_text(p: &Path) -> Result<String> {

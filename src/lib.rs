@@ -9,6 +9,7 @@ pub mod attest;
 pub mod audit;
 pub mod classify;
 pub mod cli;
+pub mod deny;
 pub mod depfile;
 pub mod elf;
 pub mod gitoid;

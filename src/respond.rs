@@ -3,7 +3,9 @@
 //! The deny list holds gitoid URIs or bare hex IDs (40 hex = sha1 = a git blob ID, 64 hex =
 //! sha256), one per line, with `#` comments and an optional label after the ID; one ID may
 //! come back on several lines with different labels (one file version, several CVEs), and
-//! every label is kept. Hits below a
+//! every label is kept. A line `fixed ID LABEL` names a fixed version instead (what
+//! `deny --fixed-list` prints): `check` reports it as "fixed version present" where a graph
+//! holds it, and it never makes a file denied. Hits below a
 //! manifest are computed once per manifest and shared by every binary that reaches it, so a
 //! whole directory of binaries costs little more than its largest graph.
 
@@ -34,13 +36,32 @@ pub enum DenyError {
 /// line names one).
 pub type DenyList = HashMap<Id, Vec<String>>;
 
-/// Parse a deny list.
+/// A deny list and the fixed versions it names (`fixed ID LABEL` lines).
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    pub deny: DenyList,
+    pub fixed: DenyList,
+}
+
+/// Parse a deny list (its `fixed` lines are left out: see `parse_lists`).
 pub fn parse_deny(path: &Path, text: &str) -> Result<DenyList, DenyError> {
-    let mut out: DenyList = HashMap::new();
+    Ok(parse_lists(path, text)?.deny)
+}
+
+/// Parse a deny list with its fixed versions.
+pub fn parse_lists(path: &Path, text: &str) -> Result<Lists, DenyError> {
+    let mut out = Lists::default();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
+        let mut line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
+        }
+        let mut fixed = false;
+        if let Some(rest) = line.strip_prefix("fixed") {
+            if rest.starts_with(char::is_whitespace) {
+                fixed = true;
+                line = rest.trim_start();
+            }
         }
         let (id, label) = match line.split_once(char::is_whitespace) {
             Some((a, b)) => (a, b.trim()),
@@ -51,7 +72,8 @@ pub fn parse_deny(path: &Path, text: &str) -> Result<DenyList, DenyError> {
             line: i + 1,
             msg: e.to_string(),
         })?;
-        let labels = out.entry(id).or_default();
+        let map = if fixed { &mut out.fixed } else { &mut out.deny };
+        let labels = map.entry(id).or_default();
         if !label.is_empty() && !labels.iter().any(|l| l == label) {
             labels.push(label.to_string());
         }
@@ -60,11 +82,15 @@ pub fn parse_deny(path: &Path, text: &str) -> Result<DenyList, DenyError> {
 }
 
 pub fn read_deny(path: &Path) -> Result<DenyList, DenyError> {
+    Ok(read_lists(path)?.deny)
+}
+
+pub fn read_lists(path: &Path) -> Result<Lists, DenyError> {
     let text = std::fs::read_to_string(path).map_err(|source| DenyError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_deny(path, &text)
+    parse_lists(path, &text)
 }
 
 /// One hit: the chain of artifacts from the binary's first input down to the denied file.
@@ -75,6 +101,10 @@ pub struct Hit {
     /// Every label the deny list gives the ID.
     pub labels: Vec<String>,
     pub chain: Vec<Id>,
+    /// The ID is on the deny list (it may also, or only, be a fixed version).
+    pub denied: bool,
+    /// The labels whose fixed version the ID is.
+    pub fixed: Vec<String>,
 }
 
 /// What one file's check found: its hits, and what in its graph could not be read.
@@ -98,23 +128,42 @@ type MemoKey = (Id, Option<(Id, Id)>);
 pub struct Checker {
     pub resolver: Resolver,
     deny: DenyList,
+    fixed: DenyList,
     memo: HashMap<MemoKey, Rc<Below>>,
     on_stack: std::collections::HashSet<Id>,
 }
 
 impl Checker {
     pub fn new(store: Store, alg: Alg, deny: DenyList) -> Checker {
-        let deny = deny.into_iter().filter(|(k, _)| k.alg() == alg).collect();
+        Checker::with_fixed(
+            store,
+            alg,
+            Lists {
+                deny,
+                fixed: DenyList::new(),
+            },
+        )
+    }
+
+    /// A checker that also finds the fixed versions the lists name.
+    pub fn with_fixed(store: Store, alg: Alg, lists: Lists) -> Checker {
+        let of_alg = |l: DenyList| l.into_iter().filter(|(k, _)| k.alg() == alg).collect();
         Checker {
             resolver: Resolver::new(store, alg),
-            deny,
+            deny: of_alg(lists.deny),
+            fixed: of_alg(lists.fixed),
             memo: HashMap::new(),
             on_stack: Default::default(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.deny.is_empty()
+        self.deny.is_empty() && self.fixed.is_empty()
+    }
+
+    /// Whether a chain ends at this artifact.
+    fn wanted(&self, a: &Id) -> bool {
+        self.deny.contains_key(a) || self.fixed.contains_key(a)
     }
 
     /// Chains from the inputs of a manifest down to denied artifacts. `via`: (link manifest,
@@ -137,7 +186,7 @@ impl Checker {
                     if only.as_ref().is_some_and(|o| !o.contains(a)) {
                         continue;
                     }
-                    if self.deny.contains_key(a) {
+                    if self.wanted(a) {
                         out.chains.push(vec![*a]);
                     }
                     if let Some(mf) = mf {
@@ -228,6 +277,8 @@ impl Checker {
                     id,
                     labels: self.deny.get(&id).cloned().unwrap_or_default(),
                     chain,
+                    denied: self.deny.contains_key(&id),
+                    fixed: self.fixed.get(&id).cloned().unwrap_or_default(),
                 });
             }
             for g in &below.gaps {
@@ -261,6 +312,9 @@ pub struct Report {
     /// The distinct labels of every denied file reached, in first-seen order.
     pub labels: Vec<String>,
     pub gaps: Vec<Gap>,
+    /// Chains down to fixed versions (`denied` is the fixed version's ID, `labels` those it
+    /// fixes).
+    pub fixed: Vec<Chain>,
 }
 
 impl Report {
@@ -299,42 +353,62 @@ impl Report {
         if !self.labels.is_empty() {
             out.push_str(&format!("{f}: labels: {}\n", self.labels.join(", ")));
         }
+        for c in &self.fixed {
+            let steps: Vec<String> = c
+                .steps
+                .iter()
+                .map(|s| s.path.clone().unwrap_or_else(|| s.id.hex()))
+                .collect();
+            out.push_str(&format!(
+                "{f}: fixed version present: {} {} via {f} -> {}\n",
+                c.labels.join(", "),
+                c.denied.uri(),
+                steps.join(" -> ")
+            ));
+        }
         out
+    }
+
+    /// The labels whose fixed version the graph holds, in first-seen order.
+    pub fn fixed_labels(&self) -> Vec<String> {
+        crate::deny::dedup(self.fixed.iter().flat_map(|c| c.labels.iter().cloned()))
     }
 
     /// Each chain starts at the binary itself (hashed here: only files with hits are).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         let file = self.file.to_string_lossy();
-        let ids = if self.chains.is_empty() {
+        let ids = if self.chains.is_empty() && self.fixed.is_empty() {
             None
         } else {
             gitoid::ids_of_file(&self.file).ok()
         };
-        let chains: Vec<serde_json::Value> = self
-            .chains
-            .iter()
-            .map(|c| {
-                let first = json!({
-                    "id": ids.as_ref().map(|i| i.get(c.denied.alg()).uri()),
-                    "path": file,
-                });
-                let steps: Vec<serde_json::Value> = std::iter::once(first)
-                    .chain(
-                        c.steps
-                            .iter()
-                            .map(|s| json!({ "id": s.id.uri(), "path": s.path })),
-                    )
-                    .collect();
-                json!({ "denied": c.denied.uri(), "labels": c.labels, "steps": steps })
-            })
-            .collect();
+        let to_json = |key: &str, cs: &[Chain]| -> Vec<serde_json::Value> {
+            cs.iter()
+                .map(|c| {
+                    let first = json!({
+                        "id": ids.as_ref().map(|i| i.get(c.denied.alg()).uri()),
+                        "path": file,
+                    });
+                    let steps: Vec<serde_json::Value> = std::iter::once(first)
+                        .chain(
+                            c.steps
+                                .iter()
+                                .map(|s| json!({ "id": s.id.uri(), "path": s.path })),
+                        )
+                        .collect();
+                    json!({ key: c.denied.uri(), "labels": c.labels, "steps": steps })
+                })
+                .collect()
+        };
         json!({
             "file": file,
             "verdict": self.verdict(),
             "labels": self.labels,
-            "chains": chains,
+            "chains": to_json("denied", &self.chains),
             "incomplete": self.gaps.iter().map(Gap::to_json).collect::<Vec<_>>(),
+            "fixed_labels": self.fixed_labels(),
+            "fixed": to_json("fixed", &self.fixed),
         })
     }
 }
@@ -350,11 +424,12 @@ pub fn check_all(
         chains: Vec::new(),
         labels: Vec::new(),
         gaps: Vec::new(),
+        fixed: Vec::new(),
     };
     for c in checkers.iter_mut() {
         let fc = c.check_file(path, follow_dynamic)?;
         for h in fc.hits {
-            let steps = h
+            let steps: Vec<Step> = h
                 .chain
                 .iter()
                 .map(|id| Step {
@@ -362,6 +437,16 @@ pub fn check_all(
                     path: c.resolver.paths(id).into_iter().next(),
                 })
                 .collect();
+            if !h.fixed.is_empty() {
+                rep.fixed.push(Chain {
+                    denied: h.id,
+                    labels: h.fixed.clone(),
+                    steps: steps.clone(),
+                });
+            }
+            if !h.denied {
+                continue;
+            }
             for l in &h.labels {
                 if !rep.labels.contains(l) {
                     rep.labels.push(l.clone());
@@ -438,4 +523,187 @@ pub fn elf_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
         .map(|(p, _, _)| p)
         .collect();
     (out, errors)
+}
+
+/// A chain as text: `FILE -> step -> ... -> the file at its end (its gitoid)`.
+fn chain_text(file: &Path, c: &Chain) -> String {
+    let steps: Vec<String> = c
+        .steps
+        .iter()
+        .map(|s| s.path.clone().unwrap_or_else(|| s.id.uri()))
+        .collect();
+    format!(
+        "{} -> {} ({})",
+        file.display(),
+        steps.join(" -> "),
+        c.denied.uri()
+    )
+}
+
+/// Percent-encode a purl qualifier value.
+fn purl_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b".-_~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The product a statement is about: the file's gitoid as `@id`, its plain hashes, and a
+/// generic purl naming the file and its path.
+fn vex_product(file: &Path) -> Result<serde_json::Value, String> {
+    use sha1::Digest as _;
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let gid = gitoid::id_of_bytes(Alg::Sha1, &bytes);
+    let s1 = gitoid::to_hex(&sha1::Sha1::digest(&bytes));
+    let s256 = gitoid::to_hex(&sha2::Sha256::digest(&bytes));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(serde_json::json!({
+        "@id": gid.uri(),
+        "identifiers": {
+            "purl": format!(
+                "pkg:generic/{}?checksum=sha1:{s1},sha256:{s256}&file_name={}",
+                purl_escape(&name),
+                purl_escape(&file.to_string_lossy())
+            ),
+        },
+        "hashes": { "sha1": s1, "sha-256": s256 },
+    }))
+}
+
+/// An OpenVEX v0.2.0 document: for each file checked and each vulnerability the lists name
+/// (each distinct label), `affected` where the graph holds a denied version (the chains as
+/// impact statement), `not_affected` (`vulnerable_code_not_present`) where the complete
+/// graph holds none, `under_investigation` where the graph is incomplete. A denied version
+/// without a label is its own vulnerability, named by its gitoid.
+pub fn openvex(
+    reports: &[Report],
+    lists: &Lists,
+    author: &str,
+) -> Result<serde_json::Value, String> {
+    use serde_json::json;
+    let mut vulns: Vec<String> = lists
+        .deny
+        .values()
+        .chain(lists.fixed.values())
+        .flatten()
+        .cloned()
+        .collect();
+    vulns.sort();
+    vulns.dedup();
+    let mut statements = Vec::new();
+    for r in reports {
+        let product = vex_product(&r.file)?;
+        let fixed_note = |name: &str| -> String {
+            let met: Vec<String> = r
+                .fixed
+                .iter()
+                .filter(|c| c.labels.iter().any(|l| l == name))
+                .map(|c| chain_text(&r.file, c))
+                .collect();
+            if met.is_empty() {
+                String::new()
+            } else {
+                format!(" Fixed version present: {}.", met.join("; "))
+            }
+        };
+        let affected = |name: &str, chains: Vec<&Chain>| -> serde_json::Value {
+            let texts: Vec<String> = chains.iter().map(|c| chain_text(&r.file, c)).collect();
+            let mut ids: Vec<String> = chains.iter().map(|c| c.denied.uri()).collect();
+            ids.dedup();
+            let subs: Vec<serde_json::Value> = ids.iter().map(|i| json!({ "@id": i })).collect();
+            let mut p = product.clone();
+            p["subcomponents"] = json!(subs);
+            json!({
+                "vulnerability": { "name": name },
+                "products": [p],
+                "status": "affected",
+                "impact_statement": format!(
+                    "The OmniBOR graph of {} holds a vulnerable version: {}.",
+                    r.file.display(),
+                    texts.join("; ")
+                ),
+                "action_statement": format!(
+                    "Rebuild {} from fixed versions of the files named ({}).",
+                    r.file.display(),
+                    ids.join(", ")
+                ),
+            })
+        };
+        for v in &vulns {
+            let hit: Vec<&Chain> = r
+                .chains
+                .iter()
+                .filter(|c| c.labels.iter().any(|l| l == v))
+                .collect();
+            if !hit.is_empty() {
+                statements.push(affected(v, hit));
+            } else if !r.gaps.is_empty() {
+                let why: Vec<String> = r.gaps.iter().map(|g| g.to_string()).collect();
+                statements.push(json!({
+                    "vulnerability": { "name": v },
+                    "products": [product.clone()],
+                    "status": "under_investigation",
+                    "status_notes": format!(
+                        "No vulnerable version was found in the OmniBOR graph of {}, but the graph is incomplete: {}.{}",
+                        r.file.display(),
+                        why.join("; "),
+                        fixed_note(v)
+                    ),
+                }));
+            } else {
+                statements.push(json!({
+                    "vulnerability": { "name": v },
+                    "products": [product.clone()],
+                    "status": "not_affected",
+                    "justification": "vulnerable_code_not_present",
+                    "impact_statement": format!(
+                        "The complete OmniBOR graph of {} holds none of the vulnerable versions listed.{}",
+                        r.file.display(),
+                        fixed_note(v)
+                    ),
+                }));
+            }
+        }
+        let mut unlabeled: Vec<&Chain> = r.chains.iter().filter(|c| c.labels.is_empty()).collect();
+        unlabeled.sort_by_key(|c| c.denied.uri());
+        let mut i = 0;
+        while i < unlabeled.len() {
+            let id = unlabeled[i].denied;
+            let group: Vec<&Chain> = unlabeled[i..]
+                .iter()
+                .take_while(|c| c.denied == id)
+                .copied()
+                .collect();
+            i += group.len();
+            statements.push(affected(&id.uri(), group));
+        }
+    }
+    if statements.is_empty() {
+        return Err(
+            "nothing to state: no file was checked, or the deny list names no vulnerability (no labels) and nothing denied was found"
+                .into(),
+        );
+    }
+    let st = json!(statements);
+    let doc_id = gitoid::to_hex(&{
+        use sha2::Digest as _;
+        sha2::Sha256::digest(st.to_string().as_bytes())
+    });
+    Ok(json!({
+        "@context": "https://openvex.dev/ns/v0.2.0",
+        "@id": format!("https://openvex.dev/docs/public/vex-{doc_id}"),
+        "author": author,
+        "timestamp": crate::sbom::now_utc(),
+        "version": 1,
+        "tooling": concat!("omnishim ", env!("CARGO_PKG_VERSION"), " check --openvex"),
+        "statements": st,
+    }))
 }
