@@ -159,6 +159,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DenyCmd,
     },
+    /// Write the closed graph of files (every manifest reachable from their notes, with the
+    /// metadata resolve needs) as a store of its own: `resolve --store OUT` reads it.
+    #[command(after_help = EXIT_EXPORT)]
+    Export(ExportArgs),
+    /// Push each file's graph to an OCI registry as an artifact tagged sha256-<manifest hex>.
+    #[command(after_help = EXIT_PUSH)]
+    Push(PushArgs),
+    /// Fetch files' graphs from an OCI registry into a local store (default: the user's cache).
+    #[command(after_help = EXIT_PUSH)]
+    Pull(PullArgs),
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -189,7 +199,86 @@ struct ResolveArgs {
     follow_dynamic: bool,
     #[arg(long, value_enum, default_value = "sha1")]
     hash: HashArg,
+    /// Fetch the graphs the walk needs from this OCI repository (e.g. localhost:5000/graphs)
+    /// into the store (default then: the user's cache, $XDG_CACHE_HOME/omnishim/store).
+    #[arg(long)]
+    registry: Option<String>,
+    #[command(flatten)]
+    reg: RegistryArgs,
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+const EXIT_EXPORT: &str = "Exit status:
+  0  every file's graph was exported whole
+  2  usage or I/O error
+  3  some file has no manifest, or its graph names manifests the store does not hold (the
+     export holds what there is; one line on stderr says what is missing)";
+
+const EXIT_PUSH: &str = "Exit status:
+  0  every file's graph was pushed (pulled) whole
+  2  usage, I/O or registry error (unreachable, refused credentials, a blob that does not
+     hash to its ID: nothing of that graph is cached)
+  3  some file has no manifest, no graph in the registry, or an incomplete graph";
+
+#[derive(Args)]
+struct ExportArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output directory (a store; made when missing, merged into when it exists).
+    #[arg(short)]
+    o: PathBuf,
+    /// Also export the graphs of the shared libraries the files link against.
+    #[arg(long)]
+    follow_dynamic: bool,
+    /// Leave out every path and tool invocation: IDs only.
+    #[arg(long)]
+    redact: bool,
+    /// Leave out the graph below the artifacts matching a path glob (`*` matches across `/`,
+    /// a relative glob matches any tail of a path) or an ID; only their manifest IDs stay,
+    /// and resolve and check report them as withheld. Repeatable.
+    #[arg(long)]
+    withhold: Vec<String>,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+/// Where a registry is and how to talk to it.
+#[derive(Args, Clone)]
+struct RegistryArgs {
+    /// Plain HTTP (default for localhost and 127.0.0.1, HTTPS elsewhere).
+    #[arg(long)]
+    plain_http: bool,
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// Repository, e.g. localhost:5000/graphs or registry.example/team/graphs.
+    repo: String,
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    follow_dynamic: bool,
+    #[command(flatten)]
+    reg: RegistryArgs,
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PullArgs {
+    repo: String,
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Also pull the graphs of the shared libraries the files link against.
+    #[arg(long)]
+    follow_dynamic: bool,
+    #[command(flatten)]
+    reg: RegistryArgs,
+    /// The store to fill (default: $XDG_CACHE_HOME/omnishim/store, else ~/.cache/omnishim/store).
     #[arg(long)]
     store: Option<PathBuf>,
 }
@@ -218,6 +307,12 @@ struct CheckArgs {
     /// The OpenVEX document's author.
     #[arg(long, default_value = "Unknown Author", requires = "openvex")]
     author: String,
+    /// Fetch the graphs the walk needs from this OCI repository (e.g. localhost:5000/graphs)
+    /// into the store (default then: the user's cache, $XDG_CACHE_HOME/omnishim/store).
+    #[arg(long)]
+    registry: Option<String>,
+    #[command(flatten)]
+    reg: RegistryArgs,
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -232,6 +327,12 @@ struct SbomArgs {
     hash: HashArg,
     #[arg(long)]
     follow_dynamic: bool,
+    /// Fetch the graphs the walk needs from this OCI repository (e.g. localhost:5000/graphs)
+    /// into the store (default then: the user's cache, $XDG_CACHE_HOME/omnishim/store).
+    #[arg(long)]
+    registry: Option<String>,
+    #[command(flatten)]
+    reg: RegistryArgs,
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -242,6 +343,12 @@ struct AuditArgs {
     file: PathBuf,
     #[arg(long)]
     follow_dynamic: bool,
+    /// Fetch the graphs the walk needs from this OCI repository (e.g. localhost:5000/graphs)
+    /// into the store (default then: the user's cache, $XDG_CACHE_HOME/omnishim/store).
+    #[arg(long)]
+    registry: Option<String>,
+    #[command(flatten)]
+    reg: RegistryArgs,
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
     #[arg(long)]
     store: Option<PathBuf>,
@@ -505,6 +612,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Deny {
             cmd: DenyCmd::Osv(a),
         } => cmd_deny_osv(a),
+        Cmd::Export(a) => cmd_export(a),
+        Cmd::Push(a) => cmd_push(a),
+        Cmd::Pull(a) => cmd_pull(a),
         Cmd::Store {
             cmd: StoreCmd::Verify,
             store,
@@ -654,8 +764,16 @@ fn cmd_shims(dir: &Path, prefixes: &[String]) -> Result<ExitCode> {
 }
 
 fn cmd_resolve(a: ResolveArgs) -> Result<ExitCode> {
-    let mut r = Resolver::new(store_from(a.store)?, a.hash.into());
     let mut out = Outcome::default();
+    let store = walk_store(
+        a.store,
+        &a.registry,
+        &a.reg,
+        &a.files,
+        a.follow_dynamic,
+        &mut out,
+    )?;
+    let mut r = Resolver::new(store, a.hash.into());
     let mut docs = Vec::new();
     for f in &a.files {
         let node = match r.resolve_file(f, a.follow_dynamic) {
@@ -691,8 +809,17 @@ fn cmd_resolve(a: ResolveArgs) -> Result<ExitCode> {
 }
 
 fn cmd_sbom(a: SbomArgs) -> Result<ExitCode> {
-    let mut r = Resolver::new(store_from(a.store)?, a.hash.into());
     let mut out = Outcome::default();
+    let files = [a.file.clone()];
+    let store = walk_store(
+        a.store,
+        &a.registry,
+        &a.reg,
+        &files,
+        a.follow_dynamic,
+        &mut out,
+    )?;
+    let mut r = Resolver::new(store, a.hash.into());
     let node = match r.resolve_file(&a.file, a.follow_dynamic) {
         Ok(n) => n,
         Err(e) => {
@@ -713,8 +840,17 @@ fn cmd_sbom(a: SbomArgs) -> Result<ExitCode> {
 /// Audit's "missing" needs the whole graph: with part of it unread, an incomplete graph (3)
 /// wins over "missing" (1).
 fn cmd_audit(a: AuditArgs) -> Result<ExitCode> {
-    let mut r = Resolver::new(store_from(a.store)?, Alg::Sha1);
     let mut out = Outcome::default();
+    let files = [a.file.clone()];
+    let store = walk_store(
+        a.store,
+        &a.registry,
+        &a.reg,
+        &files,
+        a.follow_dynamic,
+        &mut out,
+    )?;
+    let mut r = Resolver::new(store, Alg::Sha1);
     // the walk is cached: audit's own walk below reads no manifest twice
     let gaps = match r.resolve_file(&a.file, a.follow_dynamic) {
         Ok(node) => r.gaps(&node),
@@ -884,16 +1020,23 @@ fn cmd_check(a: CheckArgs) -> Result<ExitCode> {
             return Ok(out.code());
         }
     };
-    let store = store_from(a.store)?;
+    let (files, errors) = respond::elf_files(&a.paths);
+    for e in &errors {
+        out.error(e);
+    }
+    let store = walk_store(
+        a.store,
+        &a.registry,
+        &a.reg,
+        &files,
+        a.follow_dynamic,
+        &mut out,
+    )?;
     let mut checkers: Vec<Checker> = Alg::ALL
         .iter()
         .map(|alg| Checker::with_fixed(store.clone(), *alg, lists.clone()))
         .filter(|c| !c.is_empty())
         .collect();
-    let (files, errors) = respond::elf_files(&a.paths);
-    for e in &errors {
-        out.error(e);
-    }
     let mut rows = Vec::new();
     let mut reports = Vec::new();
     let (mut hits, mut hit_files, mut incomplete_files) = (0usize, 0usize, 0usize);
@@ -1234,5 +1377,147 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
     // a failed check (1) wins over an I/O error (2), as in check
+    Ok(out.code())
+}
+
+/// The store a walk reads; with `--registry`, first filled with the files' graphs from the
+/// registry (the default store then being the user's cache). A registry that cannot be used
+/// or a graph rejected is one line each and an error (2); the walk goes on with what is there.
+fn walk_store(
+    store: Option<PathBuf>,
+    registry: &Option<String>,
+    reg: &RegistryArgs,
+    files: &[PathBuf],
+    follow_dynamic: bool,
+    out: &mut Outcome,
+) -> Result<Store> {
+    let Some(repo) = registry else {
+        return store_from(store);
+    };
+    let store = match store {
+        Some(p) => Store::at(p),
+        None => Store::at(crate::registry::cache_dir()?),
+    };
+    let remote = crate::registry::Remote {
+        repo: repo.clone(),
+        plain_http: reg.plain_http,
+    };
+    match crate::registry::pull(&store, &remote, files, follow_dynamic) {
+        Ok(rep) => {
+            for line in &rep.rejected {
+                out.error(line);
+            }
+        }
+        Err(e) => out.error(e),
+    }
+    Ok(store)
+}
+
+fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
+    use crate::export;
+    let store = store_from(a.store)?;
+    let opts = export::Options {
+        follow_dynamic: a.follow_dynamic,
+        redact: a.redact,
+        withhold: a
+            .withhold
+            .iter()
+            .map(|w| export::Withhold::parse(w))
+            .collect(),
+    };
+    let g = export::close(&store, &a.files, &opts)?;
+    let mut out = Outcome::default();
+    for r in &g.roots {
+        if r.sha1.is_none() && r.sha256.is_none() {
+            out.gaps(&r.path, &[Gap::Unrecorded]);
+        }
+    }
+    if let Some(m) = g.missing.first() {
+        let more = g.missing.len() - 1;
+        eprintln!(
+            "omnishim: export incomplete: manifest {} missing from {} (and {more} more)",
+            m.uri(),
+            store.root().display()
+        );
+        out.incomplete = true;
+    }
+    std::fs::create_dir_all(&a.o).with_context(|| a.o.display().to_string())?;
+    export::install(&Store::at(&a.o), &g.entries, &export::root_manifests(&g))?;
+    let manifests = g
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, export::Kind::Manifest(_)))
+        .count();
+    eprintln!(
+        "omnishim: exported {manifests} manifests and {} metadata files of {} files to {}{}",
+        g.entries.len() - manifests,
+        g.roots.len(),
+        a.o.display(),
+        if g.withheld.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} manifests withheld)", g.withheld.len())
+        }
+    );
+    Ok(out.code())
+}
+
+fn cmd_push(a: PushArgs) -> Result<ExitCode> {
+    let store = store_from(a.store)?;
+    let remote = crate::registry::Remote {
+        repo: a.repo.clone(),
+        plain_http: a.reg.plain_http,
+    };
+    let t = std::time::Instant::now();
+    let rep = crate::registry::push(&store, &remote, &a.files, a.follow_dynamic)?;
+    let mut out = Outcome::default();
+    for p in &rep.pushed {
+        println!("{p}");
+    }
+    for l in &rep.incomplete {
+        eprintln!("omnishim: {l}");
+        out.incomplete = true;
+    }
+    eprintln!(
+        "omnishim: pushed {} graphs to {}: {} blobs ({} bytes), {} uploaded ({} bytes), in {:.2} s",
+        rep.files,
+        a.repo,
+        rep.blobs,
+        rep.total_bytes,
+        rep.uploaded,
+        rep.uploaded_bytes,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(out.code())
+}
+
+fn cmd_pull(a: PullArgs) -> Result<ExitCode> {
+    let store = match a.store {
+        Some(p) => Store::at(p),
+        None => Store::at(crate::registry::cache_dir()?),
+    };
+    let remote = crate::registry::Remote {
+        repo: a.repo.clone(),
+        plain_http: a.reg.plain_http,
+    };
+    let t = std::time::Instant::now();
+    let rep = crate::registry::pull(&store, &remote, &a.files, a.follow_dynamic)?;
+    let mut out = Outcome::default();
+    for l in &rep.rejected {
+        out.error(l);
+    }
+    for l in &rep.not_found {
+        eprintln!("omnishim: {l}");
+        out.incomplete = true;
+    }
+    eprintln!(
+        "omnishim: pulled {} graphs into {} ({} already there): {} blobs fetched ({} bytes), in {:.2} s",
+        rep.graphs,
+        store.root().display(),
+        rep.cached,
+        rep.fetched,
+        rep.fetched_bytes,
+        t.elapsed().as_secs_f64()
+    );
     Ok(out.code())
 }

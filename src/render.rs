@@ -13,6 +13,7 @@ fn state_note(n: &Node) -> String {
         NodeState::Unreadable(m, e) => format!("  [manifest {} unreadable: {e}]", m.hex()),
         NodeState::Unrecorded => "  [no note: unrecorded file]".to_string(),
         NodeState::Cycle(m) => format!("  [cycle through manifest {}]", m.hex()),
+        NodeState::Withheld(m) => format!("  [manifest {} withheld by the exporter]", m.hex()),
     }
 }
 
@@ -95,7 +96,8 @@ pub fn json(r: &mut Resolver, root_path: &Path, root: &Node) -> serde_json::Valu
                 | NodeState::Missing(m)
                 | NodeState::Malformed(m, _)
                 | NodeState::Unreadable(m, _)
-                | NodeState::Cycle(m) => Some(m.uri()),
+                | NodeState::Cycle(m)
+                | NodeState::Withheld(m) => Some(m.uri()),
                 NodeState::Leaf | NodeState::Unrecorded => None,
             };
             // "[...]" around the note is for the tree

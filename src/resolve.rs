@@ -27,6 +27,8 @@ pub enum NodeState {
     /// The file asked about has no manifest: no note, nothing in the store's target index.
     /// (Only ever a root: below a manifest, an input without one is a `Leaf`.)
     Unrecorded,
+    /// Left out on purpose by whoever exported the graph (`export --withhold`).
+    Withheld(Id),
 }
 
 /// Why a file's graph could not be walked completely. Any gap makes an answer "unknown"
@@ -40,6 +42,8 @@ pub enum Gap {
     Missing(Id),
     Malformed(Id, String),
     Unreadable(Id, String),
+    /// The exporter left this manifest's subgraph out (`export --withhold`).
+    Withheld(Id),
 }
 
 impl Gap {
@@ -51,12 +55,15 @@ impl Gap {
             Gap::Missing(_) => "manifest-missing",
             Gap::Malformed(..) => "manifest-malformed",
             Gap::Unreadable(..) => "manifest-unreadable",
+            Gap::Withheld(_) => "withheld",
         }
     }
 
     pub fn manifest(&self) -> Option<Id> {
         match self {
-            Gap::Missing(m) | Gap::Malformed(m, _) | Gap::Unreadable(m, _) => Some(*m),
+            Gap::Missing(m) | Gap::Malformed(m, _) | Gap::Unreadable(m, _) | Gap::Withheld(m) => {
+                Some(*m)
+            }
             Gap::Unrecorded | Gap::NoStore(_) => None,
         }
     }
@@ -85,6 +92,11 @@ impl std::fmt::Display for Gap {
             Gap::Missing(m) => write!(f, "manifest {} missing from the store", m.uri()),
             Gap::Malformed(m, e) => write!(f, "manifest {} malformed: {e}", m.uri()),
             Gap::Unreadable(m, e) => write!(f, "manifest {} unreadable: {e}", m.uri()),
+            Gap::Withheld(m) => write!(
+                f,
+                "manifest {} withheld by the exporter (the graph below it was left out)",
+                m.uri()
+            ),
         }
     }
 }
@@ -132,19 +144,26 @@ pub struct Resolver {
     paths: Option<HashMap<String, Vec<String>>>,
     twins: HashMap<String, String>,
     members: HashMap<Id, Option<std::rc::Rc<Members>>>,
+    /// Manifests the store's exporter left out on purpose.
+    withheld: HashSet<Id>,
 }
 
 impl Resolver {
     pub fn new(store: Store, alg: Alg) -> Resolver {
         let store_found = store.root().is_dir();
         Resolver {
-            store,
             alg,
             store_found,
             manifests: HashMap::new(),
             paths: None,
             twins: HashMap::new(),
             members: HashMap::new(),
+            withheld: if store_found {
+                crate::export::withheld_in(&store)
+            } else {
+                HashSet::new()
+            },
+            store,
         }
     }
 
@@ -170,6 +189,7 @@ impl Resolver {
                 Ok(Some(b)) => {
                     Manifest::parse(&b).map_err(|e| NodeState::Malformed(*id, e.to_string()))
                 }
+                Ok(None) if self.withheld.contains(id) => Err(NodeState::Withheld(*id)),
                 Ok(None) => Err(NodeState::Missing(*id)),
                 Err(e) => Err(NodeState::Unreadable(*id, e.to_string())),
             };
@@ -198,6 +218,7 @@ impl Resolver {
             NodeState::Malformed(m, e) => Some(Gap::Malformed(*m, e.clone())),
             NodeState::Unreadable(m, e) => Some(Gap::Unreadable(*m, e.clone())),
             NodeState::Unrecorded => Some(Gap::Unrecorded),
+            NodeState::Withheld(m) => Some(Gap::Withheld(*m)),
         }
     }
 
@@ -349,7 +370,7 @@ impl Resolver {
 }
 
 /// A shared library an artifact links against, as recorded at link time.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 pub struct DynamicLib {
     pub path: String,
     pub sha1: String,

@@ -303,7 +303,7 @@ impl Store {
         })
     }
 
-    fn target_path(&self, artifact: &Id) -> PathBuf {
+    pub fn target_path(&self, artifact: &Id) -> PathBuf {
         let (xx, rest) = split_hex(artifact);
         self.meta()
             .join("targets")

@@ -13,6 +13,7 @@ mod kernel;
 mod kill;
 mod ldar;
 mod note;
+mod registry;
 mod respond;
 mod run;
 mod store;

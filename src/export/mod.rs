@@ -1,0 +1,224 @@
+//! `omnishim export`: the closed graph of some files, as a store of its own that `--store`
+//! reads directly (and the unit `push` sends to a registry).
+//!
+//! What travels is a list of entries, each one store file: manifests (named by their gitoid),
+//! the target index entries of roots without a note, the archive members each link pulled
+//! in, the shared libraries an output links against, the lines of the path index naming the
+//! graph's artifacts, and the manifests withheld on purpose. `install` checks every entry
+//! before it writes any, so a bad one leaves the destination as it was.
+
+pub mod closure;
+
+pub use closure::{close, glob_match, root_of, Graph, Root, Withhold};
+
+use crate::gitoid::{id_of_bytes, Id};
+use crate::manifest::Manifest;
+use crate::resolve::DynamicLib;
+use crate::store::Store;
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{path}: {msg}", path = .0.display(), msg = .1)]
+    File(PathBuf, String),
+    #[error("{0}")]
+    Store(String),
+    /// An entry that is not what it claims to be (a forged or damaged blob).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to export.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub follow_dynamic: bool,
+    /// Leave out every path and tool invocation: IDs only.
+    pub redact: bool,
+    pub withhold: Vec<Withhold>,
+}
+
+/// What one entry is; the ID says which store file it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Paths,
+    Withheld,
+    Target(Id),
+    Members(Id),
+    Dynamic(Id),
+    Manifest(Id),
+}
+
+/// One store file of an exported graph.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub kind: Kind,
+    pub bytes: Vec<u8>,
+}
+
+/// Where the path index lines and the withheld list go (relative to a store's root).
+const PATHS_DIR: &str = "metadata/omnishim/paths";
+const WITHHELD: &str = "metadata/omnishim/withheld";
+
+impl Entry {
+    pub fn new(kind: Kind, bytes: Vec<u8>) -> Entry {
+        Entry { kind, bytes }
+    }
+
+    /// The file's path relative to a store's root (the path index: its first shard).
+    pub fn rel_path(&self) -> PathBuf {
+        let s = Store::at("");
+        match self.kind {
+            Kind::Manifest(id) => s.object_path(&id),
+            Kind::Target(a) => s.target_path(&a),
+            Kind::Members(m) => s.members_path(&m),
+            Kind::Dynamic(a) => s.dynamic_path(&a),
+            Kind::Paths => Path::new(PATHS_DIR).join("0"),
+            Kind::Withheld => PathBuf::from(WITHHELD),
+        }
+    }
+
+    /// Check that the bytes are what the entry claims: a manifest hashes to its ID and
+    /// parses, metadata parses. One line naming the entry when not.
+    pub fn validate(&self) -> Result<(), ExportError> {
+        let bad = |why: String| ExportError::Invalid(format!("{}: {why}", self.describe()));
+        let text = || std::str::from_utf8(&self.bytes).map_err(|_| bad("not UTF-8 text".into()));
+        let ids_line = |l: &str| l.split(' ').all(|h| Id::from_hex(h).is_ok());
+        match self.kind {
+            Kind::Manifest(id) => {
+                let got = id_of_bytes(id.alg(), &self.bytes);
+                if got != id {
+                    return Err(bad(format!(
+                        "content hashes to {} ({} bytes): tampered or truncated",
+                        got.uri(),
+                        self.bytes.len()
+                    )));
+                }
+                let m = Manifest::parse(&self.bytes).map_err(|e| bad(e.to_string()))?;
+                if m.alg != id.alg() {
+                    return Err(bad(format!("a {} manifest", m.alg)));
+                }
+            }
+            Kind::Target(_) => {
+                let t = text()?;
+                if !t.ends_with('\n') || Id::from_hex(t.trim_end()).is_err() {
+                    return Err(bad("not a manifest ID".into()));
+                }
+            }
+            Kind::Members(_) | Kind::Withheld => {
+                if !text()?.lines().all(ids_line) {
+                    return Err(bad("a line that is not IDs".into()));
+                }
+            }
+            Kind::Dynamic(_) => {
+                serde_json::from_slice::<Vec<DynamicLib>>(&self.bytes)
+                    .map_err(|e| bad(format!("not a shared-library record: {e}")))?;
+            }
+            Kind::Paths => {
+                let ok = text()?.lines().all(|l| {
+                    let mut it = l.splitn(3, ' ');
+                    matches!((it.next(), it.next(), it.next()), (Some(a), Some(b), Some(p))
+                        if Id::from_hex(a).is_ok() && Id::from_hex(b).is_ok() && !p.is_empty())
+                });
+                if !ok {
+                    return Err(bad("a line that is not `<sha1> <sha256> <path>`".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What the entry is, for messages.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Kind::Manifest(id) => format!("manifest {}", id.uri()),
+            Kind::Target(a) => format!("target index entry of {}", a.uri()),
+            Kind::Members(m) => format!("pulled archive members of {}", m.uri()),
+            Kind::Dynamic(a) => format!("shared libraries of {}", a.uri()),
+            Kind::Paths => "path index".to_string(),
+            Kind::Withheld => "withheld manifest list".to_string(),
+        }
+    }
+}
+
+/// Merge lines into a store file (a set of lines, kept sorted).
+fn merge_lines(store: &Store, rel: &Path, lines: &BTreeSet<&str>) -> Result<(), ExportError> {
+    let path = store.root().join(rel);
+    let old = store
+        .read_file(&path)
+        .map_err(|e| ExportError::Store(e.to_string()))?
+        .unwrap_or_default();
+    let old = String::from_utf8_lossy(&old);
+    let mut all: BTreeSet<&str> = old.lines().collect();
+    let before = all.len();
+    all.extend(lines.iter().copied());
+    if all.len() == before && !old.is_empty() {
+        return Ok(());
+    }
+    let text: String = all.iter().map(|l| format!("{l}\n")).collect();
+    store
+        .write_file(&path, text.as_bytes())
+        .map_err(|e| ExportError::Store(e.to_string()))
+}
+
+/// Write entries into a store: every entry is checked first (nothing is written when one
+/// fails), metadata before manifests, and the manifests in `last` (the roots) at the very
+/// end, so that a root present in the store means its graph is there too.
+pub fn install(store: &Store, entries: &[Entry], last: &HashSet<Id>) -> Result<(), ExportError> {
+    for e in entries {
+        e.validate()?;
+    }
+    let st = |e: crate::store::StoreError| ExportError::Store(e.to_string());
+    let mut ordered: Vec<&Entry> = entries.iter().collect();
+    ordered.sort_by_key(|e| match e.kind {
+        Kind::Manifest(id) => (1 + last.contains(&id) as u8, e.kind),
+        k => (0, k),
+    });
+    for e in ordered {
+        match e.kind {
+            Kind::Manifest(id) => {
+                store.put_object(id.alg(), &e.bytes).map_err(st)?;
+            }
+            Kind::Paths => {
+                // one shard per first hex digit of the sha1, as the shims write them
+                let text = String::from_utf8_lossy(&e.bytes);
+                let mut shards: std::collections::BTreeMap<&str, BTreeSet<&str>> =
+                    Default::default();
+                for l in text.lines() {
+                    shards.entry(&l[..1]).or_default().insert(l);
+                }
+                for (shard, lines) in shards {
+                    merge_lines(store, &Path::new(PATHS_DIR).join(shard), &lines)?;
+                }
+            }
+            Kind::Withheld => {
+                let text = String::from_utf8_lossy(&e.bytes);
+                merge_lines(store, Path::new(WITHHELD), &text.lines().collect())?;
+            }
+            _ => store
+                .write_file(&store.root().join(e.rel_path()), &e.bytes)
+                .map_err(st)?,
+        }
+    }
+    Ok(())
+}
+
+/// The root manifests of a graph (both algorithms).
+pub fn root_manifests(g: &Graph) -> HashSet<Id> {
+    g.roots
+        .iter()
+        .flat_map(|r| [r.sha1, r.sha256])
+        .flatten()
+        .collect()
+}
+
+/// The manifests a store says were withheld by whoever exported it.
+pub fn withheld_in(store: &Store) -> HashSet<Id> {
+    let Ok(Some(b)) = store.read_file(&store.root().join(WITHHELD)) else {
+        return HashSet::new();
+    };
+    String::from_utf8_lossy(&b)
+        .lines()
+        .filter_map(|l| Id::from_hex(l.trim()).ok())
+        .collect()
+}

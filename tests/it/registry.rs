@@ -1,0 +1,530 @@
+//! Export, and graphs through an OCI registry: Debian's `docker-registry` (the reference
+//! distribution server) on 127.0.0.1 at a free port with its own storage, stopped on drop.
+
+use crate::util::{need, omnishim, recorded_prog, run_ok, shimmed, stdout, Tmp};
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+/// A running registry; killed when dropped.
+struct Registry {
+    child: Child,
+    addr: String,
+    dir: Tmp,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    /// `htpasswd`: (user, password) for basic auth.
+    fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        let bin = need("docker-registry");
+        let dir = Tmp::new();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut yml = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.join("data").display()
+        );
+        if let Some((u, p)) = htpasswd {
+            let out = run_ok(Command::new(need("htpasswd")).args(["-Bbn", u, p]));
+            std::fs::write(dir.join("htpasswd"), out.stdout).unwrap();
+            yml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: omnishim-test\n    path: {}\n",
+                dir.join("htpasswd").display()
+            ));
+        }
+        let cfg = dir.write("config.yml", yml);
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let r = Registry { child, addr, dir };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&r.addr).is_ok() {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("docker-registry did not start: {}", r.log());
+    }
+
+    fn repo(&self) -> String {
+        format!("{}/graphs", self.addr)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+
+    /// Blob uploads the registry has been asked to start so far.
+    fn uploads(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"POST /v2/") && l.contains("/blobs/uploads/"))
+            .count()
+    }
+
+    /// The registry's own file holding a blob.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("data")
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A command run where a responder would: no OMNIBOR_DIR, a fresh cache, in `dir`.
+fn responder(args: &[&str], dir: &Path, cache: &Path) -> Command {
+    let mut c = omnishim(args);
+    c.current_dir(dir)
+        .env("XDG_CACHE_HOME", cache)
+        .env("DOCKER_CONFIG", cache.join("no-docker-config"));
+    c
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Regular files below a directory.
+fn files_below(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(d) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_below(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn sources(store: &Path, file: &Path) -> String {
+    stdout(
+        omnishim(&["resolve", "--sources", "--store"])
+            .arg(store)
+            .arg(file),
+    )
+}
+
+#[test]
+fn export_is_a_store_resolve_reads() {
+    let (t, store) = recorded_prog();
+    let out = t.join("exp");
+    run_ok(
+        omnishim(&["export", "-o"])
+            .arg(&out)
+            .arg("--store")
+            .arg(&store)
+            .arg(t.join("prog")),
+    );
+    let want = sources(&store, &t.join("prog"));
+    assert!(want.contains("/a.c  gitoid:blob:sha1:"), "{want}");
+    assert_eq!(sources(&out, &t.join("prog")), want);
+    // both algorithms, and nothing else of the store (no step log)
+    let files = files_below(&out);
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().contains("gitoid_blob_sha256")));
+    assert!(!files.iter().any(|f| f.ends_with("steps.log")), "{files:?}");
+    run_ok(omnishim(&["store", "verify", "--store"]).arg(&out));
+}
+
+#[test]
+fn export_redact_and_withhold() {
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("src/private/p.c", "int p(void){return 2;}\n");
+    t.write("m.c", "int p(void);\nint main(void){return p()-2;}\n");
+    let cc = |args: &[&str]| {
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .args(args),
+        )
+    };
+    cc(&["-c", "src/private/p.c", "-o", "src/private/p.o"]);
+    cc(&["m.c", "src/private/p.o", "-o", "prog"]);
+    let prog = t.join("prog");
+
+    // --redact: no path anywhere in the export; resolve prints IDs only
+    let red = t.join("redacted");
+    run_ok(
+        omnishim(&["export", "--redact", "-o"])
+            .arg(&red)
+            .arg("--store")
+            .arg(&store)
+            .arg(&prog),
+    );
+    let name = t.path().file_name().unwrap().to_string_lossy().into_owned();
+    for f in files_below(&red) {
+        let b = std::fs::read(&f).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&b).contains(&name)
+                && !String::from_utf8_lossy(&b).contains(".c"),
+            "{} names a path",
+            f.display()
+        );
+    }
+    let s = sources(&red, &prog);
+    assert!(
+        !s.is_empty() && !s.contains(&name) && s.lines().all(|l| l.starts_with("?  ")),
+        "{s}"
+    );
+
+    // --withhold: the private object's graph is left out, reported as withheld; check is
+    // incomplete (3), never clean
+    let wh = t.join("withheld");
+    run_ok(
+        omnishim(&["export", "--withhold", "src/private/*", "-o"])
+            .arg(&wh)
+            .arg("--store")
+            .arg(&store)
+            .arg(&prog),
+    );
+    let all = files_below(&wh)
+        .iter()
+        .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+        .collect::<String>();
+    assert!(!all.contains("src/private"), "{all}");
+    let deny = t.write("deny", "0000000000000000000000000000000000000000 nothing\n");
+    let o = omnishim(&["check", "--deny"])
+        .arg(&deny)
+        .arg("--store")
+        .arg(&wh)
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("withheld"), "{}", err(&o));
+    // and the full store says clean
+    let o = omnishim(&["check", "--deny"])
+        .arg(&deny)
+        .arg("--store")
+        .arg(&store)
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = omnishim(&["resolve", "--store"])
+        .arg(&wh)
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("withheld by the exporter"));
+}
+
+#[test]
+fn push_pull_round_trip_and_second_push_uploads_nothing() {
+    let reg = Registry::start(None);
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let push = || {
+        run_ok(
+            omnishim(&["push", "--store"])
+                .arg(&store)
+                .arg(reg.repo())
+                .arg(&prog),
+        )
+    };
+    let first = push();
+    let tag_line = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(tag_line.contains(":sha256-"), "{tag_line}");
+    let before = reg.uploads();
+    assert!(before >= 5, "{}", reg.log());
+    let second = push();
+    assert_eq!(reg.uploads(), before, "a second push uploaded blobs");
+    assert!(err(&second).contains(" 0 uploaded"), "{}", err(&second));
+
+    let pulled = t.join("pulled");
+    run_ok(
+        omnishim(&["pull", "--store"])
+            .arg(&pulled)
+            .arg(reg.repo())
+            .arg(&prog),
+    );
+    assert_eq!(sources(&pulled, &prog), sources(&store, &prog));
+    run_ok(omnishim(&["store", "verify", "--store"]).arg(&pulled));
+
+    // an independent client (curl on the registry API) reads the manifest; every blob's
+    // sha256 and every manifest layer's gitoid (git hash-object) check out from raw bytes
+    let tag = tag_line.trim().rsplit(':').next().unwrap().to_string();
+    let base = format!("http://{}/v2/graphs", reg.addr);
+    let man = run_ok(Command::new(need("curl")).args([
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("{base}/manifests/{tag}"),
+    ]))
+    .stdout;
+    let v: serde_json::Value = serde_json::from_slice(&man).unwrap();
+    assert_eq!(v["artifactType"], "application/vnd.omnibor.graph.v1");
+    assert_eq!(
+        v["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    let layers = v["layers"].as_array().unwrap();
+    let git = need("git");
+    let sha256_repo = t.join("git256");
+    run_ok(
+        Command::new(&git)
+            .args(["init", "-q", "--object-format=sha256"])
+            .arg(&sha256_repo),
+    );
+    let mut gitoids = 0;
+    for l in layers {
+        let d = l["digest"].as_str().unwrap();
+        let blob = run_ok(Command::new("curl").args(["-sf", &format!("{base}/blobs/{d}")])).stdout;
+        let got = format!("sha256:{}", hex(&sha2::Sha256::digest(&blob)));
+        assert_eq!(got, d);
+        assert_eq!(l["size"].as_u64().unwrap(), blob.len() as u64);
+        if l["mediaType"] == "application/vnd.omnibor.manifest.v1+text" {
+            let uri = l["annotations"]["dev.omnibor.gitoid"].as_str().unwrap();
+            let f = t.write("blob", &blob);
+            let mut c = Command::new(&git);
+            if uri.contains(":sha256:") {
+                c.current_dir(&sha256_repo);
+            }
+            let h = stdout(c.arg("hash-object").arg(&f));
+            assert!(uri.ends_with(h.trim()), "{uri} vs {h}");
+            gitoids += 1;
+        }
+    }
+    assert_eq!(gitoids, 4, "{v}");
+    let root = v["annotations"]["dev.omnibor.manifest.sha256"]
+        .as_str()
+        .unwrap();
+    assert!(tag.ends_with(root.rsplit(':').next().unwrap()));
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn responder_checks_and_resolves_from_the_registry_alone() {
+    let reg = Registry::start(None);
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    run_ok(
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .arg(&prog),
+    );
+    // a machine that never saw the build: copies of the shipped file, no store, fresh cache
+    let ship = Tmp::new();
+    std::fs::create_dir(ship.join("bin")).unwrap();
+    std::fs::copy(&prog, ship.join("bin/prog")).unwrap();
+    let cache = ship.join("cache");
+    let a_c = stdout(omnishim(&["id", "--hash", "sha1"]).arg(t.join("a.c")));
+    let a_id = a_c.split_whitespace().next().unwrap();
+    ship.write("deny", format!("{a_id} CVE-TEST-1\n"));
+    let o = responder(
+        &["check", "--deny", "deny", "--registry", &reg.repo(), "bin"],
+        ship.path(),
+        &cache,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("CVE-TEST-1"));
+    assert!(
+        !ship.join(".bom").exists(),
+        "a store was made in the responder's directory"
+    );
+
+    // the cache now answers without the registry, and resolve equals the builder's
+    let o = run_ok(&mut responder(
+        &[
+            "resolve",
+            "--sources",
+            "--registry",
+            &reg.repo(),
+            "bin/prog",
+        ],
+        ship.path(),
+        &cache,
+    ));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), sources(&store, &prog));
+    // a file whose graph the registry lacks: incomplete (3), not clean
+    t.write("b.c", "int b(void){return 3;}\n");
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(t.path())
+            .args(["-c", "b.c"]),
+    );
+    std::fs::copy(t.join("b.o"), ship.join("bin/other")).unwrap();
+    let o = responder(
+        &[
+            "check",
+            "--deny",
+            "deny",
+            "--registry",
+            &reg.repo(),
+            "bin/other",
+        ],
+        ship.path(),
+        &cache,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+}
+
+#[test]
+fn registry_faults_one_line_nothing_cached() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let cache = t.join("cache");
+    let objects = |c: &Path| {
+        files_below(c)
+            .into_iter()
+            .filter(|f| f.to_string_lossy().contains("/objects/"))
+            .count()
+    };
+    t.write("deny", "0000000000000000000000000000000000000000\n");
+
+    // registry down
+    let down = format!("127.0.0.1:{}/graphs", free_port());
+    let o = responder(
+        &["check", "--deny", "deny", "--registry", &down, "prog"],
+        t.path(),
+        &cache,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let line = err(&o);
+    assert!(
+        line.lines()
+            .any(|l| l.contains(&down) && l.contains("onnect")),
+        "{line}"
+    );
+    assert_eq!(objects(&cache), 0);
+
+    // a blob altered inside the registry's storage
+    let reg = Registry::start(None);
+    let pushed = run_ok(
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .arg(&prog),
+    );
+    let tag = String::from_utf8_lossy(&pushed.stdout)
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let man = run_ok(Command::new(need("curl")).args([
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{}/v2/graphs/manifests/{tag}", reg.addr),
+    ]))
+    .stdout;
+    let v: serde_json::Value = serde_json::from_slice(&man).unwrap();
+    let layer = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["mediaType"] == "application/vnd.omnibor.manifest.v1+text")
+        .unwrap();
+    let digest = layer["digest"].as_str().unwrap();
+    let f = reg.blob_file(digest);
+    let mut b = std::fs::read(&f).unwrap();
+    let last = b.len() - 2;
+    b[last] = if b[last] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&f, &b).unwrap();
+    let o = responder(&["pull", &reg.repo(), "prog"], t.path(), &cache)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert!(
+        e.lines()
+            .any(|l| l.contains("rejected") && l.contains(&digest[7..19])),
+        "{e}"
+    );
+    assert_eq!(
+        objects(&cache),
+        0,
+        "a rejected graph left objects in the cache"
+    );
+    // truncated
+    std::fs::write(&f, &b[..b.len() / 2]).unwrap();
+    let o = responder(
+        &["check", "--deny", "deny", "--registry", &reg.repo(), "prog"],
+        t.path(),
+        &cache,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("rejected"), "{}", err(&o));
+    assert_eq!(objects(&cache), 0);
+    drop(reg);
+
+    // 401 without credentials; the credentials from a DOCKER_CONFIG make it pass
+    let reg = Registry::start(Some(("builder", "s3cret")));
+    let o = omnishim(&["push", "--store"])
+        .arg(&store)
+        .arg(reg.repo())
+        .arg(&prog)
+        .env("DOCKER_CONFIG", t.join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("401"), "{}", err(&o));
+    assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
+    let dc = t.join("docker");
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("builder:s3cret");
+    t.write(
+        "docker/config.json",
+        format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", reg.addr),
+    );
+    run_ok(
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .arg(&prog)
+            .env("DOCKER_CONFIG", &dc),
+    );
+    let mut c = responder(
+        &["resolve", "--sources", "--registry", &reg.repo(), "prog"],
+        t.path(),
+        &t.join("cache2"),
+    );
+    c.env("DOCKER_CONFIG", &dc);
+    assert_eq!(
+        String::from_utf8_lossy(&run_ok(&mut c).stdout),
+        sources(&store, &prog)
+    );
+}
