@@ -6,6 +6,7 @@ mod audit;
 mod cc;
 mod classify;
 mod corpus;
+mod deny;
 mod elf;
 mod foundation;
 mod kernel;
