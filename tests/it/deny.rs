@@ -546,6 +546,42 @@ fn deny_matches_oracle(pkg: &str) -> (Made, Vec<String>) {
         );
         lists.push(out);
     }
+    // bad input: one clear line, exit 2
+    let bad = |c: &mut Command, want: &str| {
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    };
+    bad(
+        omnishim(&[
+            "deny",
+            "git",
+            "--fixed",
+            "no-such-rev",
+            "--label",
+            "X",
+            "--repo",
+        ])
+        .arg(&m.repo),
+        "no-such-rev",
+    );
+    bad(
+        omnishim(&["deny", "git", "--fixed", "HEAD", "--label", "X", "--repo"])
+            .arg(t.join("not-a-repo")),
+        "not-a-repo",
+    );
+    let other = t.write(
+        "other.json",
+        r#"{"id":"OSV-OTHER","affected":[{"ranges":[{"type":"GIT","repo":"https://example.org/x/y","events":[{"introduced":"0"}]}]}]}"#,
+    );
+    bad(
+        omnishim(&["deny", "osv", "--repo"])
+            .arg(&m.repo)
+            .arg(&other),
+        "no GIT range for this repository",
+    );
     // keep the history for the callers that build from it (they remove it)
     let _ = t.dir.keep();
     (m, lists)
