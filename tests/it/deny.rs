@@ -797,5 +797,38 @@ fn deny_lists_from_lua_history_flag_exactly_the_builds_before_each_fix() {
         );
     }
     assert_eq!(status.len(), 5 * 2);
+    // a branch that never got the first fix: OSV's evaluation counts it (a fix closes only
+    // what it descends from), deny git (ancestry paths to the fixes) does not, and OSV limit
+    // events at the fixes keep OSV to deny git's range
+    git(&m.repo, &["checkout", "-q", "-b", "old", &m.at["base"]]);
+    let p = m.repo.join("src/lparser.c");
+    let mut body = b"/* never fixed */\n".to_vec();
+    body.extend_from_slice(&std::fs::read(&p).unwrap());
+    std::fs::write(&p, body).unwrap();
+    git(&m.repo, &["commit", "-qam", "old branch edit"]);
+    let old_blob = git(&m.repo, &["rev-parse", "HEAD:src/lparser.c"])
+        .trim()
+        .to_string();
+    git(&m.repo, &["checkout", "-q", "main"]);
+    let fix = &m.fixes[0];
+    let by_git = parse_list(&deny_git(&m.repo, fix, None).0, &fix.cve);
+    let e = osv_entry(&t, "lua5.4", fix, "0", &[]);
+    let by_osv = parse_list(&deny_osv(&m.repo, &e, &[]), &fix.cve);
+    assert!(by_osv.sha1.contains(&old_blob), "{by_osv:?}");
+    assert!(!by_git.sha1.contains(&old_blob), "{by_git:?}");
+    let mut without = by_osv.sha1.clone();
+    without.remove(&old_blob);
+    assert_eq!(without, by_git.sha1);
+    let e = osv_entry(
+        &t,
+        "lua5.4",
+        fix,
+        "0",
+        &[("limit", &fix.commits[0]), ("limit", &fix.commits[1])],
+    );
+    assert_eq!(
+        parse_list(&deny_osv(&m.repo, &e, &[]), &fix.cve).sha1,
+        by_git.sha1
+    );
     std::fs::remove_dir_all(m.repo.parent().unwrap()).ok();
 }
