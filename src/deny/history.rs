@@ -427,7 +427,10 @@ impl History {
                 return Err(DenyError::Usage(if fixes.is_empty() {
                     "no fixing commit to take the affected paths from: give --path".into()
                 } else {
-                    "the fixing commits change no file but tests and docs: give --path".into()
+                    format!(
+                        "the fixing commits change only tests and docs ({}): give --path",
+                        super::dedup(left_out.iter().cloned()).join(" ")
+                    )
                 }));
             }
         } else {

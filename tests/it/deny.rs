@@ -593,6 +593,20 @@ fn deny_git_and_osv_match_the_oracle_over_xz_utils_history() {
     assert_eq!(m.fixes.len(), 1);
     assert_eq!(m.fixes[0].cve, "CVE-2025-31115");
     assert!(lists[0].contains("stream_decoder_mt"), "{}", lists[0]);
+    // a fix that changes only translations: nothing to list without --path, and it says why
+    let po = &m.at["Translations-Add-Brazilian-Portuguese-translation-of-man-.patch"];
+    let out = omnishim(&["deny", "git", "--label", "X", "--fixed", po, "--repo"])
+        .arg(&m.repo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("only tests and docs (")
+            && err.contains("po4a/pt_BR.po")
+            && err.contains("give --path"),
+        "{err}"
+    );
     std::fs::remove_dir_all(m.repo.parent().unwrap()).ok();
 }
 
