@@ -617,6 +617,7 @@ pub fn openvex(
         let affected = |name: &str, chains: Vec<&Chain>| -> serde_json::Value {
             let texts: Vec<String> = chains.iter().map(|c| chain_text(&r.file, c)).collect();
             let mut ids: Vec<String> = chains.iter().map(|c| c.denied.uri()).collect();
+            ids.sort();
             ids.dedup();
             let subs: Vec<serde_json::Value> = ids.iter().map(|i| json!({ "@id": i })).collect();
             let mut p = product.clone();

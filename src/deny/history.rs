@@ -4,7 +4,7 @@
 //! Definitions (README, "Deny lists from history"), with `A <= B` meaning "A is B or an
 //! ancestor of B" over the commit graph:
 //! - The universe U: `deny git`: the fixing commits and their ancestors; `deny osv`: every
-//!   commit reachable from a ref (branches, tags, remote branches) or named by an event.
+//!   commit reachable from HEAD, a branch, a tag or a remote branch, or named by an event.
 //! - A range's vulnerable commits: those C in U with `I <= C` for an introduced I (every C
 //!   for "0"), such that no fixed F has `I <= F <= C` and no last_affected L has
 //!   `I <= L < C`; with limit events, only those C with `C < Lim` (proper ancestor) for some
@@ -144,6 +144,14 @@ impl History {
         let mut out = Vec::new();
         for r in all.flatten() {
             let mut r = r;
+            // branches, tags and remote branches: not notes or stashes, which are no versions
+            let name = r.name().as_bstr().to_string();
+            if !["refs/heads/", "refs/tags/", "refs/remotes/"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                continue;
+            }
             if let Ok(c) = r.peel_to_commit() {
                 out.push(c.id);
             }
@@ -419,7 +427,10 @@ impl History {
                 return Err(DenyError::Usage(if fixes.is_empty() {
                     "no fixing commit to take the affected paths from: give --path".into()
                 } else {
-                    "the fixing commits change no file but tests and docs: give --path".into()
+                    format!(
+                        "the fixing commits change only tests and docs ({}): give --path",
+                        super::dedup(left_out.iter().cloned()).join(" ")
+                    )
                 }));
             }
         } else {

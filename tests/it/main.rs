@@ -7,6 +7,7 @@ mod builds;
 mod cc;
 mod classify;
 mod corpus;
+mod deny;
 mod elf;
 mod foundation;
 mod kernel;
