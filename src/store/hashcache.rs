@@ -333,16 +333,25 @@ impl HashCache {
     /// The entry key for a file's identity.
     fn key(meta: &fs::Metadata) -> String {
         use std::os::unix::fs::MetadataExt;
-        format!(
-            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+        // what `format!("{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}", ...)` writes (signed values
+        // in two's complement, as `{:x}` prints them), without the formatting machinery:
+        // every input of every step makes one
+        let mut k = String::with_capacity(64);
+        let vals = [
             meta.dev(),
             meta.ino(),
             meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec()
-        )
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ];
+        push_hex(&mut k, vals[0]);
+        for (sep, v) in ['-', '-', '-', '.', '-', '.'].into_iter().zip(&vals[1..]) {
+            k.push(sep);
+            push_hex(&mut k, *v);
+        }
+        k
     }
 
     /// The shard log for a file: FNV-1a of its directory's path.
@@ -393,6 +402,24 @@ impl HashCache {
             logs.add(path, &key, &c);
         }
         Ok(c)
+    }
+}
+
+/// Append `n` in lower-case hex, without leading zeros.
+fn push_hex(s: &mut String, mut n: u64) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = D[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
     }
 }
 
@@ -475,6 +502,32 @@ mod tests {
         );
         assert!(find_entry(&bad, "1-2-3").is_some_and(|c| c.ids == a));
         assert!(find_entry(&bad[..bad.len() - text.len()], "1-2-3").is_none());
+    }
+
+    #[test]
+    fn key_is_what_format_writes() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("x");
+        fs::write(&f, "x").unwrap();
+        let m = fs::metadata(&f).unwrap();
+        let want = format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        );
+        assert_eq!(HashCache::key(&m), want);
+        for n in [0u64, 1, 15, 16, 255, u64::MAX, -1i64 as u64] {
+            let mut s = String::new();
+            push_hex(&mut s, n);
+            assert_eq!(s, format!("{n:x}"));
+        }
+        assert_eq!(format!("{:x}", -1i64), format!("{:x}", -1i64 as u64));
     }
 
     #[test]
