@@ -171,10 +171,12 @@ impl Logs {
         f: impl FnOnce(&Dir) -> T,
     ) -> Result<Option<T>, StoreError> {
         let mut slot = self.dir.borrow_mut();
-        if slot.as_ref().is_none_or(|d| d.is_none() && create) {
+        let retry = create && matches!(self.home, Home::Store(_));
+        if slot.as_ref().is_none_or(|d| d.is_none() && retry) {
             let d = match &self.home {
                 Home::Store(store) => store.dir(&["metadata", super::TOOL, "hashcache"], create)?,
-                Home::User(base) => user_dir(base, create).map(std::sync::Arc::new),
+                // made at the first look: once, not again per entry when it cannot be
+                Home::User(base) => user_dir(base, true).map(std::sync::Arc::new),
             };
             *slot = Some(d);
         }
@@ -256,13 +258,14 @@ impl Logs {
     fn find(&self, path: &Path, key: &str) -> Result<Option<Cached>, StoreError> {
         self.with_shard(&HashCache::shard_of(path), |s| s.get(key))
     }
+
+    /// The logs' directory is there (or could be made) and is ours to use.
+    fn usable(&self) -> bool {
+        matches!(self.with_dir(true, |_| ()), Ok(Some(())))
+    }
 }
 
-/// The user's cache directory: `$XDG_CACHE_HOME` (an absolute path, else `$HOME/.cache`),
-/// then `omnishim/hashcache` below it, made 0700 and reached without following symlinks.
-/// None when there is no such place, or when either of our two directories is not this
-/// user's alone (owned by someone else, or writable by the group or others): another user
-/// could then plant entries, and a forged entry would be believed.
+/// The user's cache directory: `$XDG_CACHE_HOME` (an absolute path), else `$HOME/.cache`.
 fn user_home() -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -276,6 +279,10 @@ fn user_home() -> Option<PathBuf> {
     xdg.or_else(home)
 }
 
+/// `omnishim/hashcache` below the user's cache directory, made 0700 and reached without
+/// following symlinks. None when it cannot be had, or when either of the two directories is
+/// not this user's alone (owned by someone else, or writable by the group or others):
+/// another user could then plant entries, and a forged entry would be believed.
 fn user_dir(base: &Path, create: bool) -> Option<Dir> {
     let root = Dir::root(base, create).ok()??;
     let ours = root.sub_private(OsStr::new(super::TOOL), create).ok()??;
@@ -316,7 +323,9 @@ impl HashCache {
     /// The logs for a file (None: no cache).
     fn logs_for(&self, path: &Path) -> Option<&Logs> {
         match &self.user {
-            Some(u) if !self.build.iter().any(|b| path.starts_with(b)) => Some(u),
+            // no usable cache of the user's own (no home, another user's directory): the
+            // store keeps these files' entries, as it keeps the build's
+            Some(u) if !self.build.iter().any(|b| path.starts_with(b)) && u.usable() => Some(u),
             _ => self.local.as_ref(),
         }
     }
@@ -324,16 +333,25 @@ impl HashCache {
     /// The entry key for a file's identity.
     fn key(meta: &fs::Metadata) -> String {
         use std::os::unix::fs::MetadataExt;
-        format!(
-            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+        // what `format!("{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}", ...)` writes (signed values
+        // in two's complement, as `{:x}` prints them), without the formatting machinery:
+        // every input of every step makes one
+        let mut k = String::with_capacity(64);
+        let vals = [
             meta.dev(),
             meta.ino(),
             meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            meta.ctime(),
-            meta.ctime_nsec()
-        )
+            meta.mtime() as u64,
+            meta.mtime_nsec() as u64,
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ];
+        push_hex(&mut k, vals[0]);
+        for (sep, v) in ['-', '-', '-', '.', '-', '.'].into_iter().zip(&vals[1..]) {
+            k.push(sep);
+            push_hex(&mut k, *v);
+        }
+        k
     }
 
     /// The shard log for a file: FNV-1a of its directory's path.
@@ -384,6 +402,24 @@ impl HashCache {
             logs.add(path, &key, &c);
         }
         Ok(c)
+    }
+}
+
+/// Append `n` in lower-case hex, without leading zeros.
+fn push_hex(s: &mut String, mut n: u64) {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = D[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
     }
 }
 
@@ -466,6 +502,75 @@ mod tests {
         );
         assert!(find_entry(&bad, "1-2-3").is_some_and(|c| c.ids == a));
         assert!(find_entry(&bad[..bad.len() - text.len()], "1-2-3").is_none());
+    }
+
+    #[test]
+    fn key_is_what_format_writes() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("x");
+        fs::write(&f, "x").unwrap();
+        let m = fs::metadata(&f).unwrap();
+        let want = format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}",
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        );
+        assert_eq!(HashCache::key(&m), want);
+        for n in [0u64, 1, 15, 16, 255, u64::MAX, -1i64 as u64] {
+            let mut s = String::new();
+            push_hex(&mut s, n);
+            assert_eq!(s, format!("{n:x}"));
+        }
+        assert_eq!(format!("{:x}", -1i64), format!("{:x}", -1i64 as u64));
+    }
+
+    #[test]
+    fn user_cache_dir_is_private_and_never_through_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().join("cache");
+        assert!(user_dir(&base, true).is_some());
+        let ours = base.join("omnishim");
+        let logs = ours.join("hashcache");
+        for d in [&ours, &logs] {
+            let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        // writable by others: another user could plant entries
+        fs::set_permissions(&logs, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(user_dir(&base, true).is_none());
+        fs::set_permissions(&logs, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(user_dir(&base, true).is_some());
+        // a symlink where our directory goes is not followed (nor replaced)
+        let elsewhere = t.path().join("elsewhere");
+        fs::create_dir_all(elsewhere.join("hashcache")).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(
+            elsewhere.join("hashcache"),
+            fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        fs::rename(&ours, t.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &ours).unwrap();
+        assert!(user_dir(&base, true).is_none());
+        assert!(fs::symlink_metadata(&ours)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // owned by another user (only root can make one here)
+        fs::remove_file(&ours).unwrap();
+        fs::rename(t.path().join("moved"), &ours).unwrap();
+        // SAFETY: geteuid has no failure and no side effect
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&logs, Some(65534), None).unwrap();
+            assert!(user_dir(&base, true).is_none());
+        }
     }
 
     #[test]
