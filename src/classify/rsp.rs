@@ -65,8 +65,10 @@ fn expand_into(args: &[String], cwd: &Path, depth: usize, out: &mut Vec<String>,
     for a in args {
         if let Some(name) = a.strip_prefix('@') {
             if depth < 16 && !name.is_empty() {
-                if let Ok(text) = std::fs::read_to_string(cwd.join(name)) {
+                // a response file holds bytes like the arguments it stands for
+                if let Ok(bytes) = std::fs::read(cwd.join(super::arg::path(name))) {
                     *any = true;
+                    let text = super::arg::from_bytes(&bytes);
                     expand_into(&tokenize(&text), cwd, depth + 1, out, any);
                     continue;
                 }

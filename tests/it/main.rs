@@ -3,6 +3,7 @@
 mod archive;
 mod attest;
 mod audit;
+mod bytes;
 mod cc;
 mod classify;
 mod corpus;
