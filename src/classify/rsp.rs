@@ -129,6 +129,25 @@ mod tests {
     }
 
     #[test]
+    fn response_file_bytes_that_are_not_utf8_are_kept() {
+        use crate::classify::arg;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a\u{e9}.rsp"), b"-c 'a\xff b.c' -o o\xfe.o").unwrap();
+        let (got, any) = expand(&["@a\u{e9}.rsp".to_string()], t.path());
+        assert!(any);
+        let bytes: Vec<Vec<u8>> = got.iter().map(|a| arg::to_bytes(a)).collect();
+        assert_eq!(
+            bytes,
+            vec![
+                b"-c".to_vec(),
+                b"a\xff b.c".to_vec(),
+                b"-o".to_vec(),
+                b"o\xfe.o".to_vec()
+            ]
+        );
+    }
+
+    #[test]
     fn nested_and_unreadable() {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("outer"), "-c @inner 'x y.c'").unwrap();
