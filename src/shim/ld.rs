@@ -38,7 +38,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         Ok(t) => t,
         Err(e) => {
             if let Some(code) = super::report_failure(
-                &step.output,
+                &arg::display(&step.output),
                 &format!("cannot make a private temp dir: {e}"),
             ) {
                 std::process::exit(code);
@@ -75,7 +75,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
                     placeholder = Some(p);
                 }
                 Err(e) => {
-                    if let Some(code) = super::report_failure(&step.output, &e) {
+                    if let Some(code) = super::report_failure(&arg::display(&step.output), &e) {
                         drop(tmp);
                         std::process::exit(code);
                     }
