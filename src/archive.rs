@@ -208,7 +208,9 @@ fn parse<'a>(
         } else {
             Content::Inline(Cow::Borrowed(data))
         };
-        let name = String::from_utf8_lossy(name).into_owned();
+        // the bytes, as `classify::arg` carries them: a member name that is not UTF-8 still
+        // matches the linker map's
+        let name = crate::classify::arg::from_bytes(name);
         out.push((at, Member { name, content }));
     }
     Ok(out)

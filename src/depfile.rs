@@ -9,11 +9,12 @@ pub struct Rule {
     pub prereqs: Vec<String>,
 }
 
-/// Parse every rule. Phony rules from `-MP` come out with no prerequisites.
-pub fn parse(text: &str) -> Vec<Rule> {
-    // Bytes, not chars: every byte with a meaning here is ASCII, so tokens split between
-    // them stay valid UTF-8 (a depfile lists every header of a compile: tens of kilobytes).
-    let b = text.as_bytes();
+/// Parse every rule. Phony rules from `-MP` come out with no prerequisites. A name that is
+/// not UTF-8 comes out as `classify::arg` carries it, so that its path is exact.
+pub fn parse(text: impl AsRef<[u8]>) -> Vec<Rule> {
+    // Bytes, not chars: every byte with a meaning here is ASCII (a depfile lists every
+    // header of a compile: tens of kilobytes).
+    let b = text.as_ref();
     let mut rules = Vec::new();
     let mut cur = Rule::default();
     let mut seen_colon = false;
@@ -23,8 +24,11 @@ pub fn parse(text: &str) -> Vec<Rule> {
 
     fn end_tok(tok: &mut Vec<u8>, in_tok: &mut bool, cur: &mut Rule, seen_colon: bool) {
         if *in_tok {
-            let t = String::from_utf8(std::mem::take(tok))
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let t = match String::from_utf8(std::mem::take(tok)) {
+                Ok(t) if !t.chars().any(|c| u32::from(c) >= 0x10_FF80) => t,
+                Ok(t) => crate::classify::arg::from_bytes(t.as_bytes()),
+                Err(e) => crate::classify::arg::from_bytes(e.as_bytes()),
+            };
             if seen_colon {
                 cur.prereqs.push(t);
             } else {
@@ -98,7 +102,7 @@ pub fn parse(text: &str) -> Vec<Rule> {
 }
 
 /// Every prerequisite of every rule, first occurrence order, without duplicates.
-pub fn prerequisites(text: &str) -> Vec<String> {
+pub fn prerequisites(text: impl AsRef<[u8]>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for r in parse(text) {
@@ -161,6 +165,21 @@ mod tests {
             vec!["src/ü dir/ö.h", "naïve$.h", "#ß.h", "日本/語.h"]
         );
         assert_eq!(parse(text)[0].targets, vec!["é.o"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_keep_their_bytes() {
+        let text = b"a\xff.o: src/a\xff.c b\\ \xfe.h\n";
+        let p = prerequisites(&text[..]);
+        let bytes: Vec<Vec<u8>> = p
+            .iter()
+            .map(|s| crate::classify::arg::to_bytes(s))
+            .collect();
+        assert_eq!(bytes, vec![b"src/a\xff.c".to_vec(), b"b \xfe.h".to_vec()]);
+        assert_eq!(
+            crate::classify::arg::to_bytes(&parse(&text[..])[0].targets[0]),
+            b"a\xff.o"
+        );
     }
 
     #[test]

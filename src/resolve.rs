@@ -333,9 +333,11 @@ impl Resolver {
                 .join("paths");
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd.flatten() {
-                    let Ok(text) = std::fs::read_to_string(e.path()) else {
+                    // a path that is not UTF-8 is shown with U+FFFD (the walk is by ID)
+                    let Ok(bytes) = std::fs::read(e.path()) else {
                         continue;
                     };
+                    let text = String::from_utf8_lossy(&bytes);
                     for line in text.lines() {
                         let mut it = line.splitn(3, ' ');
                         let (Some(a), Some(b), Some(p)) = (it.next(), it.next(), it.next()) else {

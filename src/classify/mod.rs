@@ -2,6 +2,7 @@
 //! here; response files are expanded beforehand by `rsp`.
 
 pub mod ar;
+pub mod arg;
 pub mod gcc;
 pub mod ld;
 pub mod rsp;

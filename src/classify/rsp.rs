@@ -65,8 +65,10 @@ fn expand_into(args: &[String], cwd: &Path, depth: usize, out: &mut Vec<String>,
     for a in args {
         if let Some(name) = a.strip_prefix('@') {
             if depth < 16 && !name.is_empty() {
-                if let Ok(text) = std::fs::read_to_string(cwd.join(name)) {
+                // a response file holds bytes like the arguments it stands for
+                if let Ok(bytes) = std::fs::read(cwd.join(super::arg::path(name))) {
                     *any = true;
+                    let text = super::arg::from_bytes(&bytes);
                     expand_into(&tokenize(&text), cwd, depth + 1, out, any);
                     continue;
                 }
@@ -124,6 +126,25 @@ mod tests {
         ];
         let text: Vec<String> = args.iter().map(|a| quote(a)).collect();
         assert_eq!(tokenize(&text.join(" ")), args);
+    }
+
+    #[test]
+    fn response_file_bytes_that_are_not_utf8_are_kept() {
+        use crate::classify::arg;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("a\u{e9}.rsp"), b"-c 'a\xff b.c' -o o\xfe.o").unwrap();
+        let (got, any) = expand(&["@a\u{e9}.rsp".to_string()], t.path());
+        assert!(any);
+        let bytes: Vec<Vec<u8>> = got.iter().map(|a| arg::to_bytes(a)).collect();
+        assert_eq!(
+            bytes,
+            vec![
+                b"-c".to_vec(),
+                b"a\xff b.c".to_vec(),
+                b"-o".to_vec(),
+                b"o\xfe.o".to_vec()
+            ]
+        );
     }
 
     #[test]

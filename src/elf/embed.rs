@@ -202,8 +202,9 @@ struct StrAdds {
 }
 
 impl StrAdds {
-    /// Append `s` to table `idx` (original size `size`); its offset in the new table.
-    fn add(&mut self, idx: usize, size: u64, s: &str) -> u32 {
+    /// Append `s` to table `idx` (original size `size`); its offset in the new table (a
+    /// table too large for a 32-bit name offset is refused).
+    fn add(&mut self, idx: usize, size: u64, s: &str) -> Result<u32, ElfError> {
         let pos = match self.tables.iter().position(|t| t.0 == idx) {
             Some(p) => p,
             None => {
@@ -212,10 +213,13 @@ impl StrAdds {
             }
         };
         let t = &mut self.tables[pos];
-        let at = t.1 + t.2.len() as u64;
+        let at =
+            t.1.checked_add(t.2.len() as u64)
+                .and_then(|at| u32::try_from(at).ok())
+                .ok_or(corrupt("string table too large"))?;
         t.2.extend_from_slice(s.as_bytes());
         t.2.push(0);
-        at as u32
+        Ok(at)
     }
 }
 
@@ -235,8 +239,8 @@ fn add_group(
     let mut next = e.shnum + 2;
     let mut strs = StrAdds { tables: Vec::new() };
     let shstr = e.shdr(e.shstrndx)?;
-    let n_group = strs.add(e.shstrndx, shstr.size, ".group");
-    let n_note = strs.add(e.shstrndx, shstr.size, SECTION);
+    let n_group = strs.add(e.shstrndx, shstr.size, ".group")?;
+    let n_note = strs.add(e.shstrndx, shstr.size, SECTION)?;
     let xindex = note_idx >= SHN_LORESERVE;
     let sym_shndx = if xindex { SHN_XINDEX } else { note_idx } as u16;
     let symbol = |name: u32| {
@@ -266,7 +270,7 @@ fn add_group(
             }
             let nsyms = st.size / symsize;
             let strs_sh = e.shdr(st.link as usize)?;
-            let name = strs.add(st.link as usize, strs_sh.size, SIGNATURE);
+            let name = strs.add(st.link as usize, strs_sh.size, SIGNATURE)?;
             pad_to(out, w);
             let at = out.len() as u64;
             out.extend_from_slice(e.bytes(st.offset, st.size)?);
@@ -287,7 +291,7 @@ fn add_group(
                     repoint_in(table, e, xi, at, x.size + 4);
                 }
                 None if xindex => {
-                    let n_x = strs.add(e.shstrndx, shstr.size, ".symtab_shndx");
+                    let n_x = strs.add(e.shstrndx, shstr.size, ".symtab_shndx")?;
                     pad_to(out, 4);
                     let at = out.len() as u64;
                     out.extend(std::iter::repeat_n(0u8, 4 * nsyms as usize));
@@ -318,8 +322,8 @@ fn add_group(
         None => {
             // no symbol table at all (hand-made objects): a new one, with its own names
             let (si, stri) = (next, next + 1);
-            let n_sym = strs.add(e.shstrndx, shstr.size, ".symtab");
-            let n_str = strs.add(e.shstrndx, shstr.size, ".strtab");
+            let n_sym = strs.add(e.shstrndx, shstr.size, ".symtab")?;
+            let n_str = strs.add(e.shstrndx, shstr.size, ".strtab")?;
             let names = format!("\0{SIGNATURE}\0");
             pad_to(out, w);
             let at = out.len() as u64;

@@ -606,13 +606,22 @@ fn check_ids(sha1: &Id, sha256: &Id) {
 /// Embed into whatever kind of ELF file this is.
 pub fn embed_any(bytes: &[u8], sha1: &Id, sha256: &Id) -> Result<Vec<u8>, ElfError> {
     let e = Elf::parse(bytes)?;
-    match e.etype {
-        ET_REL => embed_rel(bytes, sha1, sha256),
-        ET_EXEC | ET_DYN => rewrite_linked(bytes, sha1, sha256),
-        t => Err(ElfError::WrongType(
-            t,
-            "an object, executable or shared library",
-        )),
+    let out = match e.etype {
+        ET_REL => embed_rel(bytes, sha1, sha256)?,
+        ET_EXEC | ET_DYN => rewrite_linked(bytes, sha1, sha256)?,
+        t => {
+            return Err(ElfError::WrongType(
+                t,
+                "an object, executable or shared library",
+            ))
+        }
+    };
+    // a file that is corrupt where we did not look (a section past its end) gives one
+    // whose note does not read back: refuse it rather than write it
+    match read_note(&out) {
+        Ok(n) if n.sha1 == Some(*sha1) && n.sha256 == Some(*sha256) => Ok(out),
+        Ok(_) => Err(corrupt("the embedded note does not read back")),
+        Err(e) => Err(e),
     }
 }
 
@@ -775,6 +784,39 @@ mod fuzz_regressions {
             embed_any(&data, &ids.sha1, &ids.sha256),
             Err(ElfError::Corrupt(_))
         ));
+    }
+
+    /// Found by `scripts/fuzz` (rel_embedder): an object whose section-name table claims a
+    /// size near 2^64. Appending our section names overflowed the name offset; it must be
+    /// refused instead.
+    #[test]
+    fn name_table_of_absurd_size_is_refused() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fuzz-rel-embedder-3.bin"
+        ))
+        .unwrap();
+        let ids = ids_of_bytes(b"fuzz");
+        assert!(matches!(
+            embed_any(&data, &ids.sha1, &ids.sha256),
+            Err(ElfError::Corrupt(_))
+        ));
+    }
+
+    /// Found by `scripts/fuzz` (rel_embedder): an object with a reference past its end that
+    /// the embedder copied into a file whose note did not read back; it must be refused.
+    #[test]
+    fn object_that_would_not_read_back_is_refused() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fuzz-rel-embedder-4.bin"
+        ))
+        .unwrap();
+        let ids = ids_of_bytes(b"fuzz");
+        match embed_any(&data, &ids.sha1, &ids.sha256) {
+            Err(e) => assert!(matches!(e, ElfError::Corrupt(_)), "{e}"),
+            Ok(out) => assert_eq!(read_note(&out).unwrap().sha1, Some(ids.sha1)),
+        }
     }
 
     /// Found by the same fuzzer: a linked file whose `.note.omnibor` lies over its ELF header.

@@ -9,6 +9,7 @@ use super::record::{self, Input, RecordError, Recorder};
 use super::{run, Invoked};
 use crate::archive::{self, Content};
 use crate::classify::ar::{self, ArMode};
+use crate::classify::arg;
 use crate::classify::Family;
 use crate::elf;
 use crate::gitoid;
@@ -30,9 +31,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     if find::nested() {
         super::passthrough(&tool, &args, &chain, None);
     }
-    let Some((_, expanded, _)) = super::expand_args(&args) else {
-        super::passthrough(&tool, &args, &chain, Some("an argument is not UTF-8"));
-    };
+    let (_, expanded, _) = super::expand_args(&args);
     let archives: Vec<String> = if ranlib {
         ar::classify_ranlib(&expanded)
     } else {
@@ -55,7 +54,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let cwd = std::env::current_dir().unwrap_or_default();
     let outputs: Vec<PathBuf> = archives
         .iter()
-        .map(|a| record::absolute(&cwd, Path::new(a)))
+        .map(|a| record::absolute(&cwd, &arg::path(a)))
         .collect();
     super::begin_step(&outputs);
     let status = match run::run(run::command(&tool, &args, &chain)) {
@@ -68,18 +67,29 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     if !status.success() {
         run::exit_like(status);
     }
-    let what = archives[0].clone();
+    let what = arg::display(&archives[0]);
     let result = (|| -> Result<(), RecordError> {
         let rec = Recorder::new()?;
         let mut recorded = Vec::new();
         for a in &archives {
-            record_archive(&rec, Path::new(a))?;
-            recorded.push(rec.abs(Path::new(a)).to_string_lossy().into_owned());
+            let a = arg::path(a);
+            record_archive(&rec, &a)?;
+            recorded.push(rec.abs(&a).to_string_lossy().into_owned());
         }
         super::log_recorded(&rec, &tool, &expanded, &recorded)?;
         Ok(())
     })();
     super::finish(status, &what, &outputs, result)
+}
+
+/// `ARCHIVE(MEMBER)`, as bytes: either name may not be UTF-8.
+fn member_path(archive: &Path, member: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let mut b = archive.as_os_str().as_encoded_bytes().to_vec();
+    b.push(b'(');
+    b.extend(arg::to_bytes(member));
+    b.push(b')');
+    PathBuf::from(OsString::from_vec(b))
 }
 
 /// Manifest of an archive: its members as they are now, each with its own manifest.
@@ -102,7 +112,7 @@ pub fn record_archive(rec: &Recorder, path: &Path) -> Result<(), RecordError> {
                     manifest = rec.target(&ids);
                 }
                 Input {
-                    path: PathBuf::from(format!("{}({})", abs.display(), m.name)),
+                    path: member_path(&abs, &m.name),
                     ids,
                     manifest,
                 }

@@ -11,7 +11,7 @@ use super::link;
 use super::record::{self, Recorder};
 use super::{run, Invoked};
 use crate::classify::gcc::{self, CcStep, DepPlan, Mode};
-use crate::classify::{rsp, Family};
+use crate::classify::{arg, rsp, Family};
 use crate::depfile;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -100,14 +100,8 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     if find::nested() {
         passthrough(None);
     }
-    let Some(strs) = r
-        .args
-        .iter()
-        .map(|a| a.to_str().map(str::to_string))
-        .collect::<Option<Vec<String>>>()
-    else {
-        passthrough(Some("an argument is not UTF-8"));
-    };
+    // bytes that are not UTF-8 ride along in the strings (see `classify::arg`)
+    let strs: Vec<String> = r.args.iter().map(|a| arg::from_os(a)).collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (expanded, had_rsp) = rsp::expand(&strs, &cwd);
     let step = gcc::classify(&expanded);
@@ -128,7 +122,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     if step
         .outputs()
         .iter()
-        .any(|o| super::not_regular(Path::new(o)))
+        .any(|o| super::not_regular(&arg::path(o)))
     {
         passthrough(Some(super::NOT_REGULAR_OUTPUT));
     }
@@ -156,11 +150,11 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let outputs = step.outputs();
     let abs_outputs: Vec<PathBuf> = outputs
         .iter()
-        .map(|o| record::absolute(&cwd, Path::new(o)))
+        .map(|o| record::absolute(&cwd, &arg::path(o)))
         .collect();
     super::begin_step(&abs_outputs);
     let mut all = r.pre.clone();
-    all.extend(plan.args.iter().map(OsString::from));
+    all.extend(plan.args.iter().map(|a| arg::to_os(a)));
     let mut cmd = run::command(&r.tool, &all, &chain);
     if links(&step) && r.pre.is_empty() {
         if let Some(p) = path_without_our_ld(&finder) {
@@ -179,7 +173,10 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         drop(tmp);
         run::exit_like(status);
     }
-    let what = outputs.first().cloned().unwrap_or_else(|| "step".into());
+    let what = outputs
+        .first()
+        .map(|o| arg::display(o))
+        .unwrap_or_else(|| "step".into());
     let result = collect_and_record(&r, &step, &expanded, &plan, &chain, tmp.path(), &strs);
     drop(tmp);
     if let Err(e) = result {
@@ -223,7 +220,7 @@ fn drop_special_inputs(deps: &mut Vec<String>, sources: &[gcc::Source]) {
         let suspect = d.starts_with("/dev/")
             || d.starts_with("/proc/")
             || sources.iter().any(|s| s.path == *d);
-        !(suspect && super::not_regular(Path::new(d)))
+        !(suspect && super::not_regular(&arg::path(d)))
     });
 }
 
@@ -319,7 +316,7 @@ fn cached_placeholder(
     let src = link::write_placeholder_asm(tmp).ok()?;
     let obj = tmp.join("omnibor-note-cached.o");
     let mut args: Vec<OsString> = r.pre.clone();
-    args.extend(targets.iter().map(OsString::from));
+    args.extend(targets.iter().map(|a| arg::to_os(a)));
     args.extend(["-c", "-x", "assembler"].map(OsString::from));
     args.push(src.into());
     args.push("-o".into());
@@ -354,10 +351,10 @@ fn plan(
         match step.deps_plan(env_system_dirs()) {
             DepPlan::Private => {
                 let d = tmp.join("cc.d");
-                extra.extend(["-MD".into(), "-MF".into(), d.to_string_lossy().into_owned()]);
+                extra.extend(["-MD".into(), "-MF".into(), arg::from_path(&d)]);
                 depfile = Some(d);
             }
-            DepPlan::User(f) => depfile = Some(PathBuf::from(f)),
+            DepPlan::User(f) => depfile = Some(arg::path(&f)),
             DepPlan::Widen(f) => {
                 // no system include directory: -MD lists what -MMD lists, and system
                 // headers included through a `#pragma GCC system_header` too
@@ -369,7 +366,7 @@ fn plan(
                     modified[*i] = format!("-Wp,-MD,{f}");
                     changed = true;
                 }
-                depfile = Some(PathBuf::from(f));
+                depfile = Some(arg::path(&f));
             }
             DepPlan::Rerun => {}
         }
@@ -379,15 +376,15 @@ fn plan(
     let mut map = link::LinkMap::Unavailable;
     if links(step) {
         let d = tmp.join("ld.d");
-        extra.push(format!("-Wl,--dependency-file={}", d.display()));
+        extra.push(format!("-Wl,--dependency-file={}", arg::from_path(&d)));
         ld_deps = Some(d);
         let largs = crate::classify::ld::driver_linker_args(expanded);
         map = match crate::classify::ld::user_map(&largs) {
-            Some(crate::classify::ld::UserMap::File(f)) => link::LinkMap::File(f.into()),
+            Some(crate::classify::ld::UserMap::File(f)) => link::LinkMap::File(arg::path(&f)),
             Some(crate::classify::ld::UserMap::Stdout) => link::LinkMap::Unavailable,
             None if crate::classify::ld::may_pull_members(expanded) => {
                 let m = tmp.join("ld.map");
-                extra.push(format!("-Wl,-Map={}", m.display()));
+                extra.push(format!("-Wl,-Map={}", arg::from_path(&m)));
                 link::LinkMap::File(m)
             }
             None => link::LinkMap::Unavailable,
@@ -414,7 +411,7 @@ fn plan(
                     }
                 },
             };
-            extra.push(path.to_string_lossy().into_owned());
+            extra.push(arg::from_path(&path));
             placeholder = Some(path);
         }
     }
@@ -423,8 +420,8 @@ fn plan(
             // the changed argument may sit in a response file: hand over our own
             let text: Vec<String> = modified.iter().map(|a| rsp::quote(a)).collect();
             let f = tmp.join("args.rsp");
-            std::fs::write(&f, text.join("\n")).map_err(record::io_err(&f))?;
-            vec![format!("@{}", f.display())]
+            std::fs::write(&f, arg::to_bytes(&text.join("\n"))).map_err(record::io_err(&f))?;
+            vec![format!("@{}", arg::from_path(&f))]
         } else {
             modified
         }
@@ -461,11 +458,11 @@ fn rerun_deps(
     let control: std::collections::HashSet<usize> = step.control_idx.iter().copied().collect();
     for (i, a) in expanded.iter().enumerate() {
         if !control.contains(&i) {
-            args.push(a.into());
+            args.push(arg::to_os(a));
         } else if step.dep.wp_dep_at.contains(&i) {
             // the user's depfile must not be written again; the rest of the -Wp stays
             if let Some(rest) = gcc::wp_strip_deps(a) {
-                args.push(rest.into());
+                args.push(arg::to_os(&rest));
             }
         }
     }
@@ -476,7 +473,7 @@ fn rerun_deps(
         None if step.x_used => args.extend(["-x", "none"].map(OsString::from)),
         None => {}
     }
-    args.push(OsString::from(&src.path));
+    args.push(arg::to_os(&src.path));
     let mut cmd = run::command(&r.tool, &args, chain);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -485,7 +482,7 @@ fn rerun_deps(
         return Err(record::RecordError::Other(format!(
             "'{} -M' for {} failed",
             r.tool.display(),
-            src.path
+            arg::display(&src.path)
         )));
     }
     read_deps(out)
@@ -496,7 +493,7 @@ fn is_plain_asm(s: &gcc::Source) -> bool {
 }
 
 fn read_deps(path: &Path) -> Result<Vec<String>, record::RecordError> {
-    let text = std::fs::read_to_string(path).map_err(record::io_err(path))?;
+    let text = std::fs::read(path).map_err(record::io_err(path))?;
     Ok(depfile::prerequisites(&text))
 }
 
@@ -540,8 +537,9 @@ fn collect_and_record(
         Mode::Compile | Mode::Assemble => {
             for (out, deps) in outputs.iter().zip(&per_source) {
                 let inputs = link::identify_all(&rec, deps)?;
-                rec.output(Path::new(out), &inputs)?;
-                recorded.push(rec.abs(Path::new(out)).to_string_lossy().into_owned());
+                let out = arg::path(out);
+                rec.output(&out, &inputs)?;
+                recorded.push(rec.abs(&out).to_string_lossy().into_owned());
             }
         }
         Mode::Link | Mode::CompileLink => {
@@ -549,7 +547,7 @@ fn collect_and_record(
                 .ld_deps
                 .as_ref()
                 .ok_or_else(|| record::RecordError::Other("no linker dependency file".into()))?;
-            let out = Path::new(&outputs[0]);
+            let out = &arg::path(&outputs[0]);
             link::record_link(
                 &rec,
                 ld,

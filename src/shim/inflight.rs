@@ -131,7 +131,7 @@ fn read_outputs(fd: &OwnedFd) -> Vec<PathBuf> {
 /// Under the journal's exclusive lock: mark the outputs of every dead step that no live step
 /// names, remove the dead entries. Returns the outputs marked.
 fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
-    let mut dead: Vec<(std::ffi::OsString, Vec<PathBuf>)> = Vec::new();
+    let mut dead: Vec<(std::ffi::OsString, Vec<PathBuf>, Option<Maker>)> = Vec::new();
     let mut live: std::collections::HashSet<PathBuf> = Default::default();
     for name in entries(path) {
         let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
@@ -143,15 +143,15 @@ fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
             if unlinked(&fd) {
                 continue;
             }
-            dead.push((name, outs));
+            dead.push((name, outs, maker(&fd)));
         } else {
             live.extend(outs);
         }
     }
     let mut marked = Vec::new();
-    for (name, outs) in dead {
+    for (name, outs, maker) in dead {
         for o in outs {
-            if !live.contains(&o) && mark_out_of_date(&o) {
+            if !live.contains(&o) && maker.is_some_and(|m| mark_out_of_date(&o, m)) {
                 marked.push(o);
             }
         }
@@ -172,20 +172,97 @@ fn unlinked(fd: &OwnedFd) -> bool {
         .is_some_and(|m| m.nlink() == 0)
 }
 
-/// Set a regular file's times to `KILLED_MTIME`; false when there is no such file.
-fn mark_out_of_date(p: &Path) -> bool {
-    if !std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()) {
-        return false;
+fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
+    // SAFETY: fstat fills the struct it is given
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st)
+}
+
+/// Who wrote a dead entry, and when (its change time: its owner cannot set that back).
+/// An entry is a file that anyone who may write the journal could plant, so the outputs
+/// it names are only marked when they are its owner's and changed after it was written
+/// (the step's tool wrote them after the step registered): a planted entry cannot touch
+/// another user's files, nor files that were not written by a build after it.
+#[derive(Clone, Copy)]
+struct Maker {
+    uid: libc::uid_t,
+    since: i64,
+}
+
+/// Seconds an output's modification time may lie before its entry's change time (clocks of
+/// two file systems, e.g. a store on NFS).
+const CLOCK_SLACK: i64 = 2;
+
+fn maker(entry: &OwnedFd) -> Option<Maker> {
+    let st = fstat(entry)?;
+    // a hard link to some other file is no entry of ours
+    (st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 1).then_some(Maker {
+        uid: st.st_uid,
+        since: st.st_ctime - CLOCK_SLACK,
+    })
+}
+
+/// Open an absolute path without following a symlink anywhere on it (no `.` or `..`
+/// either), as `O_PATH`.
+fn open_no_symlinks(p: &Path) -> Option<OwnedFd> {
+    use std::path::Component;
+    let mut parts = p.components();
+    if parts.next() != Some(Component::RootDir) {
+        return None;
     }
-    let Some(c) = cstr(p.as_os_str()) else {
+    let names: Vec<&OsStr> = parts
+        .map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let (last, dirs) = names.split_last()?;
+    let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
+    let mut dir = open_at(None, OsStr::new("/"), dir_flags, 0).ok()?;
+    for d in dirs {
+        dir = open_at(Some(&dir), d, dir_flags, 0).ok()?;
+    }
+    open_at(Some(&dir), last, libc::O_PATH, 0).ok()
+}
+
+/// Set a dead step's output's times to `KILLED_MTIME`; false when there is no such file or
+/// the entry may not mark it: the path must lead to a regular file through no symlink, owned
+/// by the entry's maker and changed after the entry was written (see `Maker`).
+fn mark_out_of_date(p: &Path, maker: Maker) -> bool {
+    let Some(at) = open_no_symlinks(p) else {
         return false;
     };
+    let Some(st) = fstat(&at) else { return false };
+    let ok = st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_uid == maker.uid
+        && st.st_mtime >= maker.since;
+    if !ok {
+        return false;
+    }
+    // the very file checked, reopened through its O_PATH handle (a magic link of /proc:
+    // followed on purpose, it cannot lead anywhere else)
+    let Some(proc_path) = CString::new(format!("/proc/self/fd/{}", at.as_raw_fd())).ok() else {
+        return false;
+    };
+    // SAFETY: a valid C string; the result is checked and owned.
+    let raw = unsafe {
+        libc::open(
+            proc_path.as_ptr(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return false;
+    }
+    // SAFETY: a descriptor we just opened and own.
+    let f = unsafe { OwnedFd::from_raw_fd(raw) };
+    let same = fstat(&f).is_some_and(|s| s.st_dev == st.st_dev && s.st_ino == st.st_ino);
     let t = libc::timespec {
         tv_sec: KILLED_MTIME,
         tv_nsec: 0,
     };
-    // SAFETY: a valid C string and two timespecs.
-    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) == 0 }
+    // SAFETY: futimens on a descriptor we own, with two timespecs.
+    same && unsafe { libc::futimens(f.as_raw_fd(), [t, t].as_ptr()) == 0 }
 }
 
 /// Reap the entries of dead steps, when there are any. `exclusive` says whether the caller
@@ -484,6 +561,75 @@ mod tests {
         drop(live);
         drop(second);
         assert!(!a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn a_planted_entry_touches_nothing_it_may_not() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let store = t.path().join("store");
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        // a file that no step of a build wrote since the entry: older than it
+        let old = outside.join("passwd");
+        std::fs::write(&old, "root:x:0:0\n").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        // fresh files, reached through a symlinked directory and as a symlink
+        let fresh = outside.join("fresh");
+        std::fs::write(&fresh, "x").unwrap();
+        let linkdir = t.path().join("linkdir");
+        std::os::unix::fs::symlink(&outside, &linkdir).unwrap();
+        let linkfile = t.path().join("link.o");
+        std::os::unix::fs::symlink(&fresh, &linkfile).unwrap();
+        // another user's fresh file (only root can make one here)
+        let foreign = outside.join("foreign");
+        std::fs::write(&foreign, "y").unwrap();
+        // SAFETY: geteuid has no preconditions
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap();
+        }
+        let dir = inflight_dir(&store);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = MAGIC.to_vec();
+        for p in [
+            old.clone(),
+            linkdir.join("fresh"),
+            linkfile.clone(),
+            outside.join("..").join("outside").join("fresh"),
+            foreign.clone(),
+        ] {
+            text.extend_from_slice(p.as_os_str().as_bytes());
+            text.push(b'\n');
+        }
+        std::fs::write(dir.join("9-1.0"), text).unwrap();
+        let before: Vec<i64> = [&old, &fresh, &foreign]
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().mtime())
+            .collect();
+        reap_store(&store);
+        let after: Vec<i64> = [&old, &fresh, &foreign]
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().mtime())
+            .collect();
+        assert_eq!(before, after, "a planted entry marked a file it may not");
+        assert!(
+            !dir.join("9-1.0").exists(),
+            "the dead entry is removed all the same"
+        );
+        // the same fresh file named plainly is marked: the checks, not the file, said no
+        let mut text = MAGIC.to_vec();
+        text.extend_from_slice(fresh.as_os_str().as_bytes());
+        text.push(b'\n');
+        std::fs::write(dir.join("9-2.0"), text).unwrap();
+        reap_store(&store);
+        assert_eq!(std::fs::metadata(&fresh).unwrap().mtime(), KILLED_MTIME);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use super::find::{self, Finder};
 use super::record::{RecordError, Recorder};
 use super::{link, run, Invoked};
+use crate::classify::arg;
 use crate::classify::ld::{self, LdMode};
 use std::ffi::OsString;
-use std::path::Path;
 
 pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let finder = Finder::new();
@@ -16,9 +16,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         // below a compiler shim (collect2 calling ld): the outer shim records the link
         super::passthrough(&tool, &args, &chain, None);
     }
-    let Some((_, expanded, _)) = super::expand_args(&args) else {
-        super::passthrough(&tool, &args, &chain, Some("an argument is not UTF-8"));
-    };
+    let (_, expanded, _) = super::expand_args(&args);
     let step = ld::classify(&expanded);
     match &step.mode {
         LdMode::Info => super::passthrough(&tool, &args, &chain, None),
@@ -32,14 +30,15 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         _ => {}
     }
     // `ld -o /dev/null` (a probe): nothing to record, the output is no file of its own
-    if super::not_regular(Path::new(&step.output)) {
+    let output = arg::path(&step.output);
+    if super::not_regular(&output) {
         super::passthrough(&tool, &args, &chain, Some(super::NOT_REGULAR_OUTPUT));
     }
     let tmp = match super::private_tmp() {
         Ok(t) => t,
         Err(e) => {
             if let Some(code) = super::report_failure(
-                &step.output,
+                &arg::display(&step.output),
                 &format!("cannot make a private temp dir: {e}"),
             ) {
                 std::process::exit(code);
@@ -49,13 +48,16 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     };
     let deps = tmp.path().join("ld.d");
     let mut all: Vec<OsString> = args.clone();
-    all.push(format!("--dependency-file={}", deps.display()).into());
+    all.push(arg::to_os(&format!(
+        "--dependency-file={}",
+        arg::from_path(&deps)
+    )));
     let map = match ld::user_map(&expanded) {
-        Some(ld::UserMap::File(f)) => link::LinkMap::File(f.into()),
+        Some(ld::UserMap::File(f)) => link::LinkMap::File(arg::path(&f)),
         Some(ld::UserMap::Stdout) => link::LinkMap::Unavailable,
         None if ld::may_pull_members(&expanded) => {
             let m = tmp.path().join("ld.map");
-            all.push(format!("-Map={}", m.display()).into());
+            all.push(arg::to_os(&format!("-Map={}", arg::from_path(&m))));
             link::LinkMap::File(m)
         }
         None => link::LinkMap::Unavailable,
@@ -73,7 +75,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
                     placeholder = Some(p);
                 }
                 Err(e) => {
-                    if let Some(code) = super::report_failure(&step.output, &e) {
+                    if let Some(code) = super::report_failure(&arg::display(&step.output), &e) {
                         drop(tmp);
                         std::process::exit(code);
                     }
@@ -82,7 +84,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
     }
     let cwd = std::env::current_dir().unwrap_or_default();
-    let outputs = [super::record::absolute(&cwd, Path::new(&step.output))];
+    let outputs = [super::record::absolute(&cwd, &output)];
     super::begin_step(&outputs);
     let status = match run::run(run::command(&tool, &all, &chain)) {
         Ok(s) => s,
@@ -98,7 +100,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     }
     let result = (|| -> Result<(), RecordError> {
         let rec = Recorder::new()?;
-        let out = Path::new(&step.output);
+        let out = output.as_path();
         link::record_link(
             &rec,
             &deps,
@@ -113,5 +115,5 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         Ok(())
     })();
     drop(tmp);
-    super::finish(status, &step.output, &outputs, result)
+    super::finish(status, &arg::display(&step.output), &outputs, result)
 }

@@ -4,6 +4,7 @@
 
 use super::record::{self, Input, RecordError, Recorder};
 use crate::archive;
+use crate::classify::arg;
 use crate::elf;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// one inside an archive among them).
 pub fn find_target(inputs: &[String], cwd: &Path) -> Option<elf::Target> {
     for i in inputs {
-        let p = cwd.join(i);
+        let p = cwd.join(arg::path(i));
         let Ok(h) = record::head(&p) else { continue };
         if elf::is_elf(&h) {
             if elf::header_type(&h).is_none() {
@@ -85,7 +86,7 @@ pub fn record_link(
     args: &[String],
     map: &LinkMap,
 ) -> Result<(), RecordError> {
-    let text = std::fs::read_to_string(ld_deps).map_err(|e| {
+    let text = std::fs::read(ld_deps).map_err(|e| {
         RecordError::Other(format!(
             "the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"
         ))
@@ -94,7 +95,7 @@ pub fn record_link(
     let mut paths = more;
     let mut dynamic: Vec<Input> = Vec::new();
     for p in crate::depfile::prerequisites(&text) {
-        let abs = rec.abs(Path::new(&p));
+        let abs = rec.abs(&arg::path(&p));
         if Some(&abs) == placeholder.as_ref() {
             continue;
         }
@@ -148,7 +149,7 @@ pub fn map_refs(text: &str, files: bool, abs: &dyn Fn(&Path) -> PathBuf) -> MapR
         p: &'t str,
         abs: &dyn Fn(&Path) -> PathBuf,
     ) -> PathBuf {
-        seen.entry(p).or_insert_with(|| abs(Path::new(p))).clone()
+        seen.entry(p).or_insert_with(|| abs(&arg::path(p))).clone()
     }
     for tok in text.split_ascii_whitespace() {
         if !tok.contains('(') {
@@ -201,7 +202,8 @@ fn record_members(
     let map = rec.abs(map);
     let text = std::fs::read(&map).map_err(record::io_err(&map))?;
     let thin = archives.iter().any(|&(_, thin)| thin);
-    let refs = map_refs(&String::from_utf8_lossy(&text), thin, &|p| rec.abs(p));
+    // names as bytes, like the archive's member names (see `classify::arg`)
+    let refs = map_refs(&arg::from_bytes(&text), thin, &|p| rec.abs(p));
     let mut pulled: [BTreeMap<crate::gitoid::Id, BTreeSet<crate::gitoid::Id>>; 2] =
         Default::default();
     for (a, _) in archives {
@@ -241,7 +243,7 @@ pub fn identify_all(rec: &Recorder, paths: &[String]) -> Result<Vec<Input>, Reco
     let mut seen: std::collections::HashSet<std::ffi::OsString> = Default::default();
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
-        let abs = rec.abs(Path::new(p));
+        let abs = rec.abs(&arg::path(p));
         if !seen.insert(abs.as_os_str().to_owned()) {
             continue;
         }

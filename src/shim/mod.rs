@@ -92,7 +92,7 @@ pub fn log_recorded(
             "status": "recorded",
             "tool": tool.to_string_lossy(),
             "cwd": rec.cwd.to_string_lossy(),
-            "argv": argv,
+            "argv": argv.iter().map(|a| crate::classify::arg::display(a)).collect::<Vec<_>>(),
             "outputs": outputs,
         }),
     )
@@ -185,15 +185,16 @@ pub fn passthrough(tool: &Path, args: &[OsString], chain: &[PathBuf], reason: Op
     std::process::exit(127)
 }
 
-/// Arguments as UTF-8 strings with response files expanded, or None when one is not UTF-8.
-pub fn expand_args(args: &[OsString]) -> Option<(Vec<String>, Vec<String>, bool)> {
+/// Arguments as strings with response files expanded; bytes that are not UTF-8 ride along
+/// (see `classify::arg`).
+pub fn expand_args(args: &[OsString]) -> (Vec<String>, Vec<String>, bool) {
     let strs: Vec<String> = args
         .iter()
-        .map(|a| a.to_str().map(str::to_string))
-        .collect::<Option<_>>()?;
+        .map(|a| crate::classify::arg::from_os(a))
+        .collect();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (expanded, had) = crate::classify::rsp::expand(&strs, &cwd);
-    Some((strs, expanded, had))
+    (strs, expanded, had)
 }
 
 /// Finish a step whose tool succeeded: report a recording failure (one line, or an error in

@@ -21,6 +21,8 @@ mod hashcache;
 mod safe;
 pub(crate) use safe::adjust_shared;
 
+#[doc(hidden)]
+pub use hashcache::find_entry as hashcache_entry;
 pub use hashcache::{Cached, HashCache};
 use safe::{Dir, Kind, FILE_MODE, OBJECT_MODE};
 
@@ -341,8 +343,9 @@ impl Store {
         Id::from_hex(std::str::from_utf8(&b).ok()?.trim_end()).ok()
     }
 
-    /// Remember a path an artifact was seen at.
-    /// (Paths holding a newline cannot be a line; they are simply not indexed.)
+    /// Remember a path an artifact was seen at, as its bytes (a name need not be UTF-8;
+    /// readers show such bytes as U+FFFD). Paths holding a newline cannot be a line; they
+    /// are simply not indexed.
     pub fn add_path(&self, ids: &Ids, path: &Path) -> Result<(), StoreError> {
         self.add_paths(&[(ids, path)])
     }
@@ -354,20 +357,27 @@ impl Store {
         let Some((first, _)) = pairs.first() else {
             return Ok(());
         };
-        let mut text = String::with_capacity(pairs.len() * 170);
+        let mut text: Vec<u8> = Vec::with_capacity(pairs.len() * 170);
         for (ids, path) in pairs {
-            let p = path.to_string_lossy();
-            if p.contains('\n') {
+            let p = path.as_os_str().as_encoded_bytes();
+            if p.contains(&b'\n') {
                 continue;
             }
-            for part in [&ids.sha1.hex(), " ", &ids.sha256.hex(), " ", &p, "\n"] {
-                text.push_str(part);
+            for part in [
+                ids.sha1.hex().as_bytes(),
+                b" ",
+                ids.sha256.hex().as_bytes(),
+                b" ",
+                p,
+                b"\n",
+            ] {
+                text.extend_from_slice(part);
             }
         }
         // 16 shards keep lock waits short under make -j; more would only cost file creations
         // (a few hundred microseconds each on the disk measured) in every new store
         let shard = first.sha1.hex()[..1].to_string();
-        self.append_locked(&["metadata", TOOL, "paths"], &shard, text.as_bytes())
+        self.append_locked(&["metadata", TOOL, "paths"], &shard, &text)
     }
 
     /// Append one record under an exclusive lock, in one write.

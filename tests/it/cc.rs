@@ -90,16 +90,16 @@ fn user_mmd_depfile_still_written_and_unchanged() {
             ]),
     );
     let bare: BTreeSet<String> =
-        omnishim::depfile::prerequisites(&std::fs::read_to_string(t.join("bare.d")).unwrap())
+        omnishim::depfile::prerequisites(std::fs::read_to_string(t.join("bare.d")).unwrap())
             .into_iter()
             .collect();
     let ours: BTreeSet<String> =
-        omnishim::depfile::prerequisites(&std::fs::read_to_string(t.join("src.d")).unwrap())
+        omnishim::depfile::prerequisites(std::fs::read_to_string(t.join("src.d")).unwrap())
             .into_iter()
             .collect();
     // what the bare compiler lists, not more (system headers stay out of it)
     assert_eq!(ours, bare);
-    let rules = omnishim::depfile::parse(&std::fs::read_to_string(t.join("src.d")).unwrap());
+    let rules = omnishim::depfile::parse(std::fs::read_to_string(t.join("src.d")).unwrap());
     assert_eq!(rules[0].targets, vec!["src.o"]);
     // and the manifest has the system headers -MMD leaves out
     let want = gitoid_set(&dash_m("gcc", t.path(), &["-Iinc"], "src.c"), t.path());

@@ -4,6 +4,7 @@ mod archive;
 mod attest;
 mod audit;
 mod builds;
+mod bytes;
 mod cc;
 mod classify;
 mod corpus;

@@ -1,0 +1,1 @@
+b_clang.o: b.c
