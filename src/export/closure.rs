@@ -342,7 +342,7 @@ pub fn close(store: &Store, files: &[PathBuf], opts: &Options) -> Result<Graph, 
         let text: String = withheld.iter().map(|m| format!("{}\n", m.hex())).collect();
         entries.push(Entry::new(Kind::Withheld, text.into_bytes()));
     }
-    entries.sort_by(|a, b| a.kind.cmp(&b.kind));
+    entries.sort_by_key(|e| e.kind);
     Ok(Graph {
         roots,
         entries,

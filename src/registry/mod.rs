@@ -11,6 +11,7 @@
 //! The client is async (oci-client on tokio); a current-thread runtime is made only here, so
 //! nothing of it runs unless a registry command does.
 
+pub mod cli;
 pub mod docker;
 
 use crate::export::{self, Entry, Kind, Options};
