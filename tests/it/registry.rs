@@ -528,3 +528,65 @@ fn registry_faults_one_line_nothing_cached() {
         sources(&store, &prog)
     );
 }
+
+#[test]
+fn registry_follows_shared_libraries_and_finds_archives_by_content() {
+    let reg = Registry::start(None);
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("a.c", "int a(void){return 1;}\n");
+    t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
+    let cc = |prog: &str, args: &[&str]| {
+        run_ok(shimmed(&t, prog, &store).current_dir(t.path()).args(args));
+    };
+    cc("omnibor-cc", &["-fPIC", "-c", "a.c"]);
+    cc("omnibor-cc", &["-shared", "a.o", "-o", "libfoo.so"]);
+    cc("omnibor-cc", &["m.c", "-L.", "-lfoo", "-o", "prog"]);
+    cc("omnibor-ar", &["rcs", "liba.a", "a.o"]);
+    // each file its own graph; the program's names the library only through its record
+    let o = run_ok(
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .args(["prog", "libfoo.so", "liba.a"])
+            .current_dir(t.path()),
+    );
+    let tags = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        tags.contains("liba.a  ") && tags.contains(":artifact-sha256-"),
+        "{tags}"
+    );
+    let ship = Tmp::new();
+    for f in ["prog", "libfoo.so", "liba.a"] {
+        std::fs::copy(t.join(f), ship.join(f)).unwrap();
+    }
+    let a_id = stdout(omnishim(&["id", "--hash", "sha1"]).arg(t.join("a.c")));
+    ship.write(
+        "deny",
+        format!("{} bad\n", a_id.split_whitespace().next().unwrap()),
+    );
+    let cache = ship.join("cache");
+    let check = |extra: &[&str], f: &str| {
+        let mut args = vec!["check", "--deny", "deny", "--registry"];
+        let repo = reg.repo();
+        args.push(&repo);
+        args.extend_from_slice(extra);
+        args.push(f);
+        responder(&args, ship.path(), &cache).output().unwrap()
+    };
+    let o = check(&[], "prog");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = check(&["--follow-dynamic"], "prog");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("libfoo.so"));
+    // an archive has no note: its graph is found by its own content ID
+    let o = run_ok(&mut responder(
+        &["resolve", "--sources", "--registry", &reg.repo(), "liba.a"],
+        ship.path(),
+        &cache,
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        sources(&store, &t.join("liba.a"))
+    );
+}
