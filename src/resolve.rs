@@ -332,8 +332,13 @@ impl Resolver {
                 .join(crate::store::TOOL)
                 .join("paths");
             if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    let Ok(text) = std::fs::read_to_string(e.path()) else {
+                // shards in name order: which path names an artifact seen at several must not
+                // depend on the order the file system lists them in (an export or a pull
+                // writes the same shards in another order)
+                let mut shards: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                shards.sort();
+                for shard in shards {
+                    let Ok(text) = std::fs::read_to_string(&shard) else {
                         continue;
                     };
                     for line in text.lines() {

@@ -730,7 +730,9 @@ fn xz_and_zlib_graphs_answer_from_the_registry_alone() {
             "old/liblzma.so.5.4.1",
         ],
         ship.path(),
-        &cache,
+        // a fresh cache: one that also holds the patched build's graph knows the files both
+        // builds share by both builds' paths
+        &ship.join("cache-resolve"),
     ));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
