@@ -1395,22 +1395,19 @@ fn walk_store(
         return store_from(store);
     };
     let store = match store {
-        Some(p) => Store::at(p),
-        None => Store::at(crate::registry::cache_dir()?),
+        Some(p) => p,
+        // a plain function of the environment: none of the registry client is linked here
+        None => crate::registry::cache_dir()?,
     };
-    let remote = crate::registry::Remote {
-        repo: repo.clone(),
-        plain_http: reg.plain_http,
-    };
-    match crate::registry::pull(&store, &remote, files, follow_dynamic) {
-        Ok(rep) => {
-            for line in &rep.rejected {
-                out.error(line);
-            }
-        }
-        Err(e) => out.error(e),
+    let mut args = helper_args("pull", repo, files, follow_dynamic, reg, Some(&store));
+    args.insert(1, "--quiet".into());
+    // the helper says what went wrong, one line each; here it only counts as an error
+    match run_helper(args) {
+        Ok(ExitCode::SUCCESS) | Ok(ExitCode::INCOMPLETE) => {}
+        Ok(_) => out.error = true,
+        Err(e) => out.error(one_line(&e)),
     }
-    Ok(store)
+    Ok(Store::at(store))
 }
 
 fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
@@ -1462,62 +1459,75 @@ fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
     Ok(out.code())
 }
 
+/// The registry commands run in a binary of their own beside this one (the registry client
+/// and its TLS stack would otherwise weigh on every shim's start-up): its path.
+fn registry_helper() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the omnishim binary")?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let h = exe.with_file_name("omnishim-registry");
+    anyhow::ensure!(
+        h.is_file(),
+        "{}: not found (the registry commands live there; it is built and installed with omnishim)",
+        h.display()
+    );
+    Ok(h)
+}
+
+/// Run the registry helper; its exit status.
+fn run_helper(args: Vec<std::ffi::OsString>) -> Result<ExitCode> {
+    let h = registry_helper()?;
+    let st = std::process::Command::new(&h)
+        .args(args)
+        .status()
+        .with_context(|| h.display().to_string())?;
+    Ok(ExitCode::from(st.code().unwrap_or(2).clamp(0, 255) as u8))
+}
+
+/// The helper's arguments for a push or pull.
+fn helper_args(
+    cmd: &str,
+    repo: &str,
+    files: &[PathBuf],
+    follow_dynamic: bool,
+    reg: &RegistryArgs,
+    store: Option<&Path>,
+) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec![cmd.into()];
+    if follow_dynamic {
+        v.push("--follow-dynamic".into());
+    }
+    if reg.plain_http {
+        v.push("--plain-http".into());
+    }
+    if let Some(s) = store {
+        v.push("--store".into());
+        v.push(s.into());
+    }
+    v.push("--".into());
+    v.push(repo.into());
+    v.extend(files.iter().map(|f| f.clone().into_os_string()));
+    v
+}
+
 fn cmd_push(a: PushArgs) -> Result<ExitCode> {
     let store = store_from(a.store)?;
-    let remote = crate::registry::Remote {
-        repo: a.repo.clone(),
-        plain_http: a.reg.plain_http,
-    };
-    let t = std::time::Instant::now();
-    let rep = crate::registry::push(&store, &remote, &a.files, a.follow_dynamic)?;
-    let mut out = Outcome::default();
-    for p in &rep.pushed {
-        println!("{p}");
-    }
-    for l in &rep.incomplete {
-        eprintln!("omnishim: {l}");
-        out.incomplete = true;
-    }
-    eprintln!(
-        "omnishim: pushed {} graphs to {}: {} blobs ({} bytes), {} uploaded ({} bytes), in {:.2} s",
-        rep.files,
-        a.repo,
-        rep.blobs,
-        rep.total_bytes,
-        rep.uploaded,
-        rep.uploaded_bytes,
-        t.elapsed().as_secs_f64()
-    );
-    Ok(out.code())
+    run_helper(helper_args(
+        "push",
+        &a.repo,
+        &a.files,
+        a.follow_dynamic,
+        &a.reg,
+        Some(store.root()),
+    ))
 }
 
 fn cmd_pull(a: PullArgs) -> Result<ExitCode> {
-    let store = match a.store {
-        Some(p) => Store::at(p),
-        None => Store::at(crate::registry::cache_dir()?),
-    };
-    let remote = crate::registry::Remote {
-        repo: a.repo.clone(),
-        plain_http: a.reg.plain_http,
-    };
-    let t = std::time::Instant::now();
-    let rep = crate::registry::pull(&store, &remote, &a.files, a.follow_dynamic)?;
-    let mut out = Outcome::default();
-    for l in &rep.rejected {
-        out.error(l);
-    }
-    for l in &rep.not_found {
-        eprintln!("omnishim: {l}");
-        out.incomplete = true;
-    }
-    eprintln!(
-        "omnishim: pulled {} graphs into {} ({} already there): {} blobs fetched ({} bytes), in {:.2} s",
-        rep.graphs,
-        store.root().display(),
-        rep.cached,
-        rep.fetched,
-        rep.fetched_bytes,
-        t.elapsed().as_secs_f64()
-    );
-    Ok(out.code())
+    run_helper(helper_args(
+        "pull",
+        &a.repo,
+        &a.files,
+        a.follow_dynamic,
+        &a.reg,
+        a.store.as_deref(),
+    ))
 }

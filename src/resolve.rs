@@ -332,9 +332,14 @@ impl Resolver {
                 .join(crate::store::TOOL)
                 .join("paths");
             if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
+                // shards in name order: which path names an artifact seen at several must not
+                // depend on the order the file system lists them in (an export or a pull
+                // writes the same shards in another order)
+                let mut shards: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                shards.sort();
+                for shard in shards {
                     // a path that is not UTF-8 is shown with U+FFFD (the walk is by ID)
-                    let Ok(bytes) = std::fs::read(e.path()) else {
+                    let Ok(bytes) = std::fs::read(&shard) else {
                         continue;
                     };
                     let text = String::from_utf8_lossy(&bytes);

@@ -108,9 +108,12 @@ pub fn glob_match(pat: &str, path: &str) -> bool {
         .any(|(i, _)| m(p, &s[i + 1..]))
 }
 
-/// The path index, read once: ID hex -> (sha1 hex, sha256 hex, path) lines naming it.
+/// One path index line: (its shard, sha1 hex, sha256 hex, path).
+type PathLine = (u8, String, String, String);
+
+/// The path index, read once, in shard and line order: ID hex -> the lines naming it.
 struct PathIndex {
-    lines: Vec<(String, String, String)>,
+    lines: Vec<PathLine>,
     by_id: HashMap<String, Vec<usize>>,
 }
 
@@ -132,11 +135,11 @@ impl PathIndex {
         names.sort();
         let mut seen = HashSet::new();
         for p in names {
-            if p.file_name()
-                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-            {
-                continue;
-            }
+            // the shims write 16 shards named by a hex digit; anything else is not ours
+            let shard = match p.file_name().map(|n| n.as_encoded_bytes()) {
+                Some([c]) if c.is_ascii_hexdigit() => *c,
+                _ => continue,
+            };
             let Ok(Some(bytes)) = store.read_file(&p) else {
                 continue;
             };
@@ -152,7 +155,7 @@ impl PathIndex {
                     continue;
                 }
                 let n = idx.lines.len();
-                idx.lines.push((a.into(), b.into(), path.into()));
+                idx.lines.push((shard, a.into(), b.into(), path.into()));
                 idx.by_id.entry(a.into()).or_default().push(n);
                 idx.by_id.entry(b.into()).or_default().push(n);
             }
@@ -160,12 +163,12 @@ impl PathIndex {
         idx
     }
 
-    fn of(&self, id: &Id) -> impl Iterator<Item = &(String, String, String)> {
+    fn of(&self, id: &Id) -> impl Iterator<Item = (usize, &PathLine)> {
         self.by_id
             .get(&id.hex())
             .into_iter()
             .flatten()
-            .map(|&i| &self.lines[i])
+            .map(|&i| (i, &self.lines[i]))
     }
 }
 
@@ -203,7 +206,7 @@ pub fn close(store: &Store, files: &[PathBuf], opts: &Options) -> Result<Graph, 
         if withheld_ids.contains(a) || m.is_some_and(|m| withheld_ids.contains(m)) {
             return true;
         }
-        index.of(a).any(|(s1, s2, p)| {
+        index.of(a).any(|(_, (_, s1, s2, p))| {
             globs.iter().any(|g| glob_match(g, p))
                 || [s1, s2]
                     .iter()
@@ -321,28 +324,35 @@ pub fn close(store: &Store, files: &[PathBuf], opts: &Options) -> Result<Graph, 
         ));
     }
     if !opts.redact {
-        let mut lines = BTreeSet::new();
+        // the lines kept in their shards and their order: a walk names an artifact by the
+        // first path it reads, which should be the same here as in the source store
+        let mut keep = BTreeSet::new();
         for a in &artifacts {
-            for (s1, s2, p) in index.of(a) {
+            for (i, (_, _, _, p)) in index.of(a) {
                 // a withheld artifact keeps its IDs, not where it was
                 let hidden = !globs.is_empty() && globs.iter().any(|g| glob_match(g, p));
                 if !hidden {
-                    lines.insert(format!("{s1} {s2} {p}\n"));
+                    keep.insert(i);
                 }
             }
         }
-        if !lines.is_empty() {
-            entries.push(Entry::new(
-                Kind::Paths,
-                lines.into_iter().collect::<String>().into_bytes(),
-            ));
+        let mut shards: BTreeMap<u8, String> = BTreeMap::new();
+        for i in keep {
+            let (shard, s1, s2, p) = &index.lines[i];
+            let text = shards.entry(*shard).or_default();
+            for part in [s1.as_str(), " ", s2, " ", p, "\n"] {
+                text.push_str(part);
+            }
+        }
+        for (shard, text) in shards {
+            entries.push(Entry::new(Kind::Paths(shard), text.into_bytes()));
         }
     }
     if !withheld.is_empty() {
         let text: String = withheld.iter().map(|m| format!("{}\n", m.hex())).collect();
         entries.push(Entry::new(Kind::Withheld, text.into_bytes()));
     }
-    entries.sort_by(|a, b| a.kind.cmp(&b.kind));
+    entries.sort_by_key(|e| e.kind);
     Ok(Graph {
         roots,
         entries,

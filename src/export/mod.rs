@@ -15,7 +15,7 @@ use crate::gitoid::{id_of_bytes, Id};
 use crate::manifest::Manifest;
 use crate::resolve::DynamicLib;
 use crate::store::Store;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,8 @@ pub struct Options {
 /// What one entry is; the ID says which store file it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
-    Paths,
+    /// Path index lines of one shard (its name, a hex digit).
+    Paths(u8),
     Withheld,
     Target(Id),
     Members(Id),
@@ -73,7 +74,7 @@ impl Entry {
             Kind::Target(a) => s.target_path(&a),
             Kind::Members(m) => s.members_path(&m),
             Kind::Dynamic(a) => s.dynamic_path(&a),
-            Kind::Paths => Path::new(PATHS_DIR).join("0"),
+            Kind::Paths(c) => Path::new(PATHS_DIR).join(char::from(c).to_string()),
             Kind::Withheld => PathBuf::from(WITHHELD),
         }
     }
@@ -114,7 +115,10 @@ impl Entry {
                 serde_json::from_slice::<Vec<DynamicLib>>(&self.bytes)
                     .map_err(|e| bad(format!("not a shared-library record: {e}")))?;
             }
-            Kind::Paths => {
+            Kind::Paths(c) => {
+                if !c.is_ascii_hexdigit() {
+                    return Err(bad(format!("shard {c:?} is not a hex digit")));
+                }
                 let ok = text()?.lines().all(|l| {
                     let mut it = l.splitn(3, ' ');
                     matches!((it.next(), it.next(), it.next()), (Some(a), Some(b), Some(p))
@@ -135,27 +139,30 @@ impl Entry {
             Kind::Target(a) => format!("target index entry of {}", a.uri()),
             Kind::Members(m) => format!("pulled archive members of {}", m.uri()),
             Kind::Dynamic(a) => format!("shared libraries of {}", a.uri()),
-            Kind::Paths => "path index".to_string(),
+            Kind::Paths(c) => format!("path index shard {}", char::from(c)),
             Kind::Withheld => "withheld manifest list".to_string(),
         }
     }
 }
 
-/// Merge lines into a store file (a set of lines, kept sorted).
-fn merge_lines(store: &Store, rel: &Path, lines: &BTreeSet<&str>) -> Result<(), ExportError> {
+/// Merge lines into a store file: the lines already there first, then the new ones in order.
+fn merge_lines(store: &Store, rel: &Path, lines: &[&str]) -> Result<(), ExportError> {
     let path = store.root().join(rel);
     let old = store
         .read_file(&path)
         .map_err(|e| ExportError::Store(e.to_string()))?
         .unwrap_or_default();
     let old = String::from_utf8_lossy(&old);
-    let mut all: BTreeSet<&str> = old.lines().collect();
-    let before = all.len();
-    all.extend(lines.iter().copied());
-    if all.len() == before && !old.is_empty() {
+    let mut seen: HashSet<&str> = old.lines().collect();
+    let new: Vec<&str> = lines.iter().copied().filter(|l| seen.insert(l)).collect();
+    if new.is_empty() && !old.is_empty() {
         return Ok(());
     }
-    let text: String = all.iter().map(|l| format!("{l}\n")).collect();
+    let mut text = old.into_owned();
+    for l in new {
+        text.push_str(l);
+        text.push('\n');
+    }
     store
         .write_file(&path, text.as_bytes())
         .map_err(|e| ExportError::Store(e.to_string()))
@@ -179,21 +186,15 @@ pub fn install(store: &Store, entries: &[Entry], last: &HashSet<Id>) -> Result<(
             Kind::Manifest(id) => {
                 store.put_object(id.alg(), &e.bytes).map_err(st)?;
             }
-            Kind::Paths => {
-                // one shard per first hex digit of the sha1, as the shims write them
+            Kind::Paths(_) => {
                 let text = String::from_utf8_lossy(&e.bytes);
-                let mut shards: std::collections::BTreeMap<&str, BTreeSet<&str>> =
-                    Default::default();
-                for l in text.lines() {
-                    shards.entry(&l[..1]).or_default().insert(l);
-                }
-                for (shard, lines) in shards {
-                    merge_lines(store, &Path::new(PATHS_DIR).join(shard), &lines)?;
-                }
+                let lines: Vec<&str> = text.lines().collect();
+                merge_lines(store, &e.rel_path(), &lines)?;
             }
             Kind::Withheld => {
                 let text = String::from_utf8_lossy(&e.bytes);
-                merge_lines(store, Path::new(WITHHELD), &text.lines().collect())?;
+                let lines: Vec<&str> = text.lines().collect();
+                merge_lines(store, Path::new(WITHHELD), &lines)?;
             }
             _ => store
                 .write_file(&store.root().join(e.rel_path()), &e.bytes)

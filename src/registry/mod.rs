@@ -11,6 +11,7 @@
 //! The client is async (oci-client on tokio); a current-thread runtime is made only here, so
 //! nothing of it runs unless a registry command does.
 
+pub mod cli;
 pub mod docker;
 
 use crate::export::{self, Entry, Kind, Options};
@@ -41,6 +42,8 @@ pub const ANN_ROOT_SHA1: &str = "dev.omnibor.manifest.sha1";
 pub const ANN_ROOT_SHA256: &str = "dev.omnibor.manifest.sha256";
 pub const ANN_ARTIFACT_SHA1: &str = "dev.omnibor.artifact.sha1";
 pub const ANN_ARTIFACT_SHA256: &str = "dev.omnibor.artifact.sha256";
+/// On a path index layer: the shard (a hex digit) its lines belong to.
+pub const ANN_SHARD: &str = "dev.omnishim.shard";
 const TITLE: &str = "org.opencontainers.image.title";
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +98,7 @@ fn media_type(k: &Kind) -> &'static str {
         Kind::Target(_) => MT_TARGET,
         Kind::Members(_) => MT_MEMBERS,
         Kind::Dynamic(_) => MT_DYNAMIC,
-        Kind::Paths => MT_PATHS,
+        Kind::Paths(_) => MT_PATHS,
         Kind::Withheld => MT_WITHHELD,
     }
 }
@@ -115,7 +118,23 @@ fn kind_of(d: &OciDescriptor) -> Result<Kind, String> {
         MT_TARGET => Kind::Target(id()?),
         MT_MEMBERS => Kind::Members(id()?),
         MT_DYNAMIC => Kind::Dynamic(id()?),
-        MT_PATHS => Kind::Paths,
+        MT_PATHS => {
+            let shard = d
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANN_SHARD))
+                .and_then(|s| match s.as_bytes() {
+                    [c] if c.is_ascii_hexdigit() => Some(*c),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "layer {}: no {ANN_SHARD} annotation (a hex digit)",
+                        d.digest
+                    )
+                })?;
+            Kind::Paths(shard)
+        }
         MT_WITHHELD => Kind::Withheld,
         other => return Err(format!("layer {}: unknown media type {other}", d.digest)),
     })
@@ -131,7 +150,10 @@ fn layer_of(e: &Entry) -> OciDescriptor {
         Kind::Manifest(id) | Kind::Target(id) | Kind::Members(id) | Kind::Dynamic(id) => {
             ann.insert(ANN_ID.to_string(), id.uri());
         }
-        Kind::Paths | Kind::Withheld => {}
+        Kind::Paths(c) => {
+            ann.insert(ANN_SHARD.to_string(), char::from(c).to_string());
+        }
+        Kind::Withheld => {}
     }
     OciDescriptor {
         media_type: media_type(&e.kind).to_string(),
@@ -284,24 +306,28 @@ impl Session {
         )
     }
 
-    /// Upload a blob unless the registry has it. Returns whether it was uploaded.
-    fn ensure_blob(
+    /// Upload the blobs the registry does not have (asked with HEAD first), several at once.
+    /// Returns how many were uploaded and their bytes.
+    fn ensure_blobs(
         &self,
         r: &Reference,
-        digest: &str,
-        bytes: &[u8],
-    ) -> Result<bool, RegistryError> {
-        let have = self
-            .rt
-            .block_on(self.client.blob_exists(r, digest))
-            .map_err(|e| self.err(&e))?;
-        if have {
-            return Ok(false);
-        }
-        self.rt
-            .block_on(self.client.push_blob(r, bytes.to_vec(), digest))
-            .map_err(|e| self.err(&e))?;
-        Ok(true)
+        blobs: Vec<(String, &[u8])>,
+    ) -> Result<(usize, u64), RegistryError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let client = &self.client;
+        let work = stream::iter(blobs.into_iter().map(|(digest, bytes)| async move {
+            if client.blob_exists(r, &digest).await? {
+                return Ok((0usize, 0u64));
+            }
+            client.push_blob(r, bytes.to_vec(), &digest).await?;
+            Ok::<_, OciDistributionError>((1, bytes.len() as u64))
+        }))
+        .buffer_unordered(8)
+        .try_fold(
+            (0usize, 0u64),
+            |a, b| async move { Ok((a.0 + b.0, a.1 + b.1)) },
+        );
+        self.rt.block_on(work).map_err(|e| self.err(&e))
     }
 
     fn fetch_blob(&self, r: &Reference, d: &OciDescriptor) -> Result<Vec<u8>, String> {
@@ -372,20 +398,22 @@ pub fn push(
         }
         let r = s.reference(&tags[0]);
         let mut layers = Vec::with_capacity(g.entries.len());
+        let mut todo: Vec<(String, &[u8])> = Vec::new();
         for e in &g.entries {
             let d = layer_of(e);
             rep.blobs += 1;
             rep.total_bytes += e.bytes.len() as u64;
-            if known.insert(d.digest.clone()) && s.ensure_blob(&r, &d.digest, &e.bytes)? {
-                rep.uploaded += 1;
-                rep.uploaded_bytes += e.bytes.len() as u64;
+            if known.insert(d.digest.clone()) {
+                todo.push((d.digest.clone(), &e.bytes));
             }
             layers.push(d);
         }
-        if known.insert(empty_digest.clone()) && s.ensure_blob(&r, &empty_digest, empty)? {
-            rep.uploaded += 1;
-            rep.uploaded_bytes += 2;
+        if known.insert(empty_digest.clone()) {
+            todo.push((empty_digest.clone(), empty));
         }
+        let (n, bytes) = s.ensure_blobs(&r, todo)?;
+        rep.uploaded += n;
+        rep.uploaded_bytes += bytes;
         let mut ann = BTreeMap::new();
         for (k, v) in [
             (ANN_ROOT_SHA256, Some(m256)),

@@ -528,3 +528,226 @@ fn registry_faults_one_line_nothing_cached() {
         sources(&store, &prog)
     );
 }
+
+#[test]
+fn registry_follows_shared_libraries_and_finds_archives_by_content() {
+    let reg = Registry::start(None);
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("a.c", "int a(void){return 1;}\n");
+    t.write("m.c", "int a(void);\nint main(void){return a()-1;}\n");
+    let cc = |prog: &str, args: &[&str]| {
+        run_ok(shimmed(&t, prog, &store).current_dir(t.path()).args(args));
+    };
+    cc("omnibor-cc", &["-fPIC", "-c", "a.c"]);
+    cc("omnibor-cc", &["-shared", "a.o", "-o", "libfoo.so"]);
+    cc("omnibor-cc", &["m.c", "-L.", "-lfoo", "-o", "prog"]);
+    cc("omnibor-ar", &["rcs", "liba.a", "a.o"]);
+    // each file its own graph; the program's names the library only through its record
+    let o = run_ok(
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .args(["prog", "libfoo.so", "liba.a"])
+            .current_dir(t.path()),
+    );
+    let tags = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        tags.contains("liba.a  ") && tags.contains(":artifact-sha256-"),
+        "{tags}"
+    );
+    let ship = Tmp::new();
+    for f in ["prog", "libfoo.so", "liba.a"] {
+        std::fs::copy(t.join(f), ship.join(f)).unwrap();
+    }
+    let a_id = stdout(omnishim(&["id", "--hash", "sha1"]).arg(t.join("a.c")));
+    ship.write(
+        "deny",
+        format!("{} bad\n", a_id.split_whitespace().next().unwrap()),
+    );
+    let cache = ship.join("cache");
+    let check = |extra: &[&str], f: &str| {
+        let mut args = vec!["check", "--deny", "deny", "--registry"];
+        let repo = reg.repo();
+        args.push(&repo);
+        args.extend_from_slice(extra);
+        args.push(f);
+        responder(&args, ship.path(), &cache).output().unwrap()
+    };
+    let o = check(&[], "prog");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = check(&["--follow-dynamic"], "prog");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("libfoo.so"));
+    // an archive has no note: its graph is found by its own content ID
+    let o = run_ok(&mut responder(
+        &["resolve", "--sources", "--registry", &reg.repo(), "liba.a"],
+        ship.path(),
+        &cache,
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        sources(&store, &t.join("liba.a"))
+    );
+}
+
+/// The uploaded and total blob counts of a push, from its summary line.
+fn push_counts(o: &Output) -> (usize, usize) {
+    let e = err(o);
+    let line = e
+        .lines()
+        .rev()
+        .find(|l| l.contains(" blobs ("))
+        .unwrap_or_else(|| panic!("{e}"));
+    let num = |after: &str| -> usize {
+        let i = line.find(after).unwrap();
+        line[..i].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (num(" uploaded"), num(" blobs ("))
+}
+
+/// Issue 16's end-to-end goal: xz built unpatched and patched and zlib, their programs and
+/// libraries pushed; a machine with only copies of the files and no store answers from the
+/// registry alone.
+#[test]
+fn xz_and_zlib_graphs_answer_from_the_registry_alone() {
+    use crate::corpus::{corpus, wrapped_build};
+    let t = Tmp::new();
+    let build = |name: &str, pkg: &str, orig: bool, script: &str| -> (PathBuf, PathBuf) {
+        let src = t.join(name);
+        corpus(pkg, orig, &src);
+        let store = t.join(&format!("{name}.bom"));
+        wrapped_build(&src, &store, script);
+        (src, store)
+    };
+    // the xz builds are the suite's shared ones (made once, read by several tests)
+    let (xo, xn) = (crate::builds::xz(false), crate::builds::xz(true));
+    let (old, old_store) = (xo.src.clone(), xo.store.clone());
+    let (new, new_store) = (xn.src.clone(), xn.store.clone());
+    let (zlib, zlib_store) = build(
+        "zlib",
+        "zlib",
+        false,
+        "./configure >/dev/null && make -j2 >/dev/null",
+    );
+    let lib = "src/liblzma/.libs/liblzma.so.5.4.1";
+    let prog = "src/xz/.libs/xz";
+
+    let reg = Registry::start(None);
+    let push = |store: &Path, files: &[PathBuf]| {
+        let t0 = std::time::Instant::now();
+        let o = run_ok(
+            omnishim(&["push", "--store"])
+                .arg(store)
+                .arg(reg.repo())
+                .args(files),
+        );
+        (o, t0.elapsed())
+    };
+    let old_files = [old.join(lib), old.join(prog)];
+    let (o, took) = push(&old_store, &old_files);
+    let (up, total) = push_counts(&o);
+    eprintln!(
+        "figures: push of xz (liblzma + xz): {}; {:.2} s wall",
+        err(&o).trim(),
+        took.as_secs_f64()
+    );
+    assert!(up > 100 && up <= total + 1, "{}", err(&o));
+    // the same graphs again: no blob uploaded
+    let before = reg.uploads();
+    let (o, _) = push(&old_store, &old_files);
+    assert_eq!(push_counts(&o).0, 0, "{}", err(&o));
+    assert_eq!(reg.uploads(), before);
+    // the patched build, then zlib: only what is new is uploaded (the registry's count of
+    // upload starts equals what the push says it uploaded)
+    let (o, _) = push(&new_store, &[new.join(lib), new.join(prog)]);
+    let (up_new, total_new) = push_counts(&o);
+    assert!(
+        up_new < total_new,
+        "the patched build shares manifests with the first: {}",
+        err(&o)
+    );
+    let before = reg.uploads();
+    let (o, _) = push(
+        &zlib_store,
+        &[zlib.join("libz.so.1.2.13"), zlib.join("minigzip")],
+    );
+    let (up_z, _) = push_counts(&o);
+    assert!(up_z > 0);
+    // (the empty config is there already)
+    assert_eq!(reg.uploads() - before, up_z, "{}", err(&o));
+
+    // the responder: copies of the files, no store anywhere, a fresh cache
+    let ship = Tmp::new();
+    for (dir, src) in [("old", &old), ("new", &new)] {
+        std::fs::create_dir(ship.join(dir)).unwrap();
+        std::fs::copy(src.join(lib), ship.join(dir).join("liblzma.so.5.4.1")).unwrap();
+        std::fs::copy(src.join(prog), ship.join(dir).join("xz")).unwrap();
+    }
+    std::fs::copy(zlib.join("libz.so.1.2.13"), ship.join("libz.so.1.2.13")).unwrap();
+    let blob = stdout(
+        Command::new(need("git"))
+            .arg("hash-object")
+            .arg(old.join("src/liblzma/common/stream_decoder_mt.c")),
+    );
+    ship.write("deny", format!("{} CVE-2025-31115\n", blob.trim()));
+    let cache = ship.join("cache");
+    let repo = reg.repo();
+    let check = |extra: &[&str], f: &str| {
+        let mut args = vec!["check", "--deny", "deny", "--registry", repo.as_str()];
+        args.extend_from_slice(extra);
+        args.push(f);
+        responder(&args, ship.path(), &cache).output().unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    let o = check(&[], "old/liblzma.so.5.4.1");
+    eprintln!(
+        "figures: first check --registry of liblzma (pull into an empty cache + walk): {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("CVE-2025-31115"));
+    let o = check(&[], "new/liblzma.so.5.4.1");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = check(&[], "old/xz");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "xz links liblzma dynamically: {}",
+        err(&o)
+    );
+    let o = check(&["--follow-dynamic"], "old/xz");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let o = check(&["--follow-dynamic"], "new/xz");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = check(&[], "libz.so.1.2.13");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = run_ok(&mut responder(
+        &[
+            "resolve",
+            "--sources",
+            "--registry",
+            &repo,
+            "old/liblzma.so.5.4.1",
+        ],
+        ship.path(),
+        // a fresh cache: one that also holds the patched build's graph knows the files both
+        // builds share by both builds' paths
+        &ship.join("cache-resolve"),
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        sources(&old_store, &old.join(lib))
+    );
+    // pull figures: the whole of xz's graph into a fresh store
+    let t0 = std::time::Instant::now();
+    let o = run_ok(
+        responder(&["pull", "--store", "fresh", &repo], ship.path(), &cache)
+            .args(["old/liblzma.so.5.4.1", "old/xz"]),
+    );
+    eprintln!(
+        "figures: pull of xz (liblzma + xz): {}; {:.2} s wall",
+        err(&o).trim(),
+        t0.elapsed().as_secs_f64()
+    );
+}
