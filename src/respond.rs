@@ -304,6 +304,18 @@ pub struct Chain {
     pub steps: Vec<Step>,
 }
 
+impl Chain {
+    /// The steps below the checked file, each by its path (its hex ID when it has none).
+    fn steps_text(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| s.path.clone().unwrap_or_else(|| s.id.hex()))
+            .collect();
+        steps.join(" -> ")
+    }
+}
+
 /// One file checked with every algorithm's checker: its verdict and what it rests on.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -339,31 +351,21 @@ impl Report {
             } else {
                 format!("{} ", c.labels.join(", "))
             };
-            let steps: Vec<String> = c
-                .steps
-                .iter()
-                .map(|s| s.path.clone().unwrap_or_else(|| s.id.hex()))
-                .collect();
             out.push_str(&format!(
                 "{f}: {label}{} via {f} -> {}\n",
                 c.denied.uri(),
-                steps.join(" -> ")
+                c.steps_text()
             ));
         }
         if !self.labels.is_empty() {
             out.push_str(&format!("{f}: labels: {}\n", self.labels.join(", ")));
         }
         for c in &self.fixed {
-            let steps: Vec<String> = c
-                .steps
-                .iter()
-                .map(|s| s.path.clone().unwrap_or_else(|| s.id.hex()))
-                .collect();
             out.push_str(&format!(
                 "{f}: fixed version present: {} {} via {f} -> {}\n",
                 c.labels.join(", "),
                 c.denied.uri(),
-                steps.join(" -> ")
+                c.steps_text()
             ));
         }
         out

@@ -767,19 +767,23 @@ mod tests {
 #[cfg(test)]
 mod fuzz_regressions {
     use super::*;
-    use crate::gitoid::ids_of_bytes;
+    use crate::gitoid::{ids_of_bytes, Ids};
+
+    /// The fuzzer's input `fuzz-rel-embedder-N.bin` and the IDs the fuzz target embeds.
+    fn found(n: u32) -> (Vec<u8>, Ids) {
+        let p = format!(
+            "{}/tests/data/fuzz-rel-embedder-{n}.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        (std::fs::read(p).unwrap(), ids_of_bytes(b"fuzz"))
+    }
 
     /// Found by `cargo fuzz run rel_embedder`: an object whose section-name table is itself
     /// named `.note.omnibor`. Re-pointing it at the note destroyed every section name; it
     /// must be refused instead.
     #[test]
     fn name_table_called_note_omnibor_is_refused() {
-        let data = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/fuzz-rel-embedder-1.bin"
-        ))
-        .unwrap();
-        let ids = ids_of_bytes(b"fuzz");
+        let (data, ids) = found(1);
         assert!(matches!(
             embed_any(&data, &ids.sha1, &ids.sha256),
             Err(ElfError::Corrupt(_))
@@ -791,12 +795,7 @@ mod fuzz_regressions {
     /// refused instead.
     #[test]
     fn name_table_of_absurd_size_is_refused() {
-        let data = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/fuzz-rel-embedder-3.bin"
-        ))
-        .unwrap();
-        let ids = ids_of_bytes(b"fuzz");
+        let (data, ids) = found(3);
         assert!(matches!(
             embed_any(&data, &ids.sha1, &ids.sha256),
             Err(ElfError::Corrupt(_))
@@ -807,12 +806,7 @@ mod fuzz_regressions {
     /// the embedder copied into a file whose note did not read back; it must be refused.
     #[test]
     fn object_that_would_not_read_back_is_refused() {
-        let data = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/fuzz-rel-embedder-4.bin"
-        ))
-        .unwrap();
-        let ids = ids_of_bytes(b"fuzz");
+        let (data, ids) = found(4);
         match embed_any(&data, &ids.sha1, &ids.sha256) {
             Err(e) => assert!(matches!(e, ElfError::Corrupt(_)), "{e}"),
             Ok(out) => assert_eq!(read_note(&out).unwrap().sha1, Some(ids.sha1)),
@@ -823,12 +817,7 @@ mod fuzz_regressions {
     /// Rewriting it in place destroyed the header; it must be refused instead.
     #[test]
     fn note_over_the_headers_is_refused() {
-        let data = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/fuzz-rel-embedder-2.bin"
-        ))
-        .unwrap();
-        let ids = ids_of_bytes(b"fuzz");
+        let (data, ids) = found(2);
         match embed_any(&data, &ids.sha1, &ids.sha256) {
             Err(_) => {}
             Ok(out) => assert_eq!(read_note(&out).unwrap().sha1, Some(ids.sha1)),

@@ -8,20 +8,7 @@ use omnishim::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// prog (m.c + a.o, built under the shims) and its store.
-struct Built {
-    t: Tmp,
-    store: PathBuf,
-}
-
 impl Built {
-    fn new() -> Built {
-        let (t, store) = recorded_prog();
-        Built { t, store }
-    }
-    fn prog(&self) -> PathBuf {
-        self.t.join("prog")
-    }
     /// `omnishim attest FILE --key KEY -o OUT`
     fn attest(&self, file: &Path, key: &Path, out: &Path) {
         run_ok(omnishim(&["attest", "--store"]).args([

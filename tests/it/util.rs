@@ -156,3 +156,20 @@ pub fn c_source_paths(store: &Path, file: &Path) -> std::collections::BTreeSet<S
         .map(String::from)
         .collect()
 }
+
+/// `recorded_prog` as a value: the program `prog` and its store, for tests that add their
+/// own methods (attest, verdict).
+pub struct Built {
+    pub t: Tmp,
+    pub store: PathBuf,
+}
+
+impl Built {
+    pub fn new() -> Built {
+        let (t, store) = recorded_prog();
+        Built { t, store }
+    }
+    pub fn prog(&self) -> PathBuf {
+        self.t.join("prog")
+    }
+}

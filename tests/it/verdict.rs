@@ -8,21 +8,7 @@ use omnishim::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A recorded program `prog` (m.c linked with a.o, both built under the shims, with -g) in a
-/// store, and a.c, the file the deny lists name.
-struct Built {
-    t: Tmp,
-    store: PathBuf,
-}
-
 impl Built {
-    fn new() -> Built {
-        let (t, store) = recorded_prog();
-        Built { t, store }
-    }
-    fn prog(&self) -> PathBuf {
-        self.t.join("prog")
-    }
     /// The same program linked without the shims: no note.
     fn unrecorded(&self) -> PathBuf {
         run_ok(
