@@ -129,7 +129,9 @@ fn cmd_push(
         ),
         None => None,
     };
-    let subject = subject.map(|s| subject_digest(&s, &c.repo)).transpose()?;
+    let subject = subject
+        .map(|s| subject_digest(&s, &c.repo).context("--subject"))
+        .transpose()?;
     let attach = Attach {
         subject,
         key: key.as_ref(),
@@ -184,10 +186,10 @@ fn subject_digest(subject: &str, repo: &str) -> anyhow::Result<String> {
     let ok = digest
         .strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    anyhow::ensure!(ok, "--subject {subject}: want IMAGE@sha256:<64 hex digits>");
+    anyhow::ensure!(ok, "{subject}: want IMAGE@sha256:<64 hex digits>");
     if let Some(i) = image.filter(|i| *i != repo) {
         anyhow::bail!(
-            "--subject {subject}: the image must be in {repo}, the repository pushed to (referrers live in their subject's repository), not {i}"
+            "{subject}: the image must be in {repo} (referrers live in their subject's repository), not {i}"
         );
     }
     Ok(digest.to_ascii_lowercase())

@@ -365,3 +365,89 @@ fn referrers_push_attest_then_verify_from_the_registry_alone() {
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(rows[0]["check"], "no-attestation", "{rows:?}");
 }
+
+/// Issue 17's registry goal: xz-utils built under `run --sign` (the shared build), its
+/// top-level outputs pushed with `push --attest`; a clean directory holding only copies of
+/// those files and the public key (no store, no OMNIBOR_DIR, a fresh cache) verifies every
+/// one of them with `--registry`. Prints the push and verify times.
+#[test]
+fn xz_outputs_verify_from_the_registry_alone() {
+    let x = crate::builds::xz(false);
+    let outputs = x.signed_outputs();
+    assert!(outputs.len() >= 4, "{outputs:?}");
+    let r = Registry::start(None);
+    let t0 = std::time::Instant::now();
+    let o = omnishim(&["push", "--store"])
+        .arg(&x.store)
+        .arg("--attest")
+        .arg(x.public_key.with_extension("key"))
+        .arg(r.repo())
+        .args(&outputs)
+        .output()
+        .unwrap();
+    let push_secs = t0.elapsed().as_secs_f64();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let attested = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.ends_with("(attestation)"))
+        .count();
+    assert_eq!(attested, outputs.len(), "{}", text(&o));
+
+    // only copies of the files (each under its path in the tree) and the public key
+    let clean = Tmp::new();
+    let mut files = Vec::new();
+    for f in &outputs {
+        let rel = f.strip_prefix(&x.src).unwrap();
+        let dst = clean.path().join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(f, &dst).unwrap();
+        files.push(dst);
+    }
+    let key = clean.join("signer.pub");
+    std::fs::copy(&x.public_key, &key).unwrap();
+    let t0 = std::time::Instant::now();
+    let (code, rows, err) = verify_from_registry(clean.path(), &key, &r.repo(), &files);
+    let verify_secs = t0.elapsed().as_secs_f64();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rows.len(), files.len());
+    for row in &rows {
+        assert_eq!(row["verdict"], "verified", "{row}");
+    }
+    assert!(!clean.path().join(".bom").exists());
+
+    // tamper through the registry: the liblzma envelope's blob altered in the registry's
+    // storage: rejected with a line naming it; that file is not verified (1)
+    let lib = files
+        .iter()
+        .find(|f| f.file_name().unwrap() == "liblzma.so.5.4.1")
+        .unwrap()
+        .clone();
+    let (gd, _) = graph_digest(&r, &lib);
+    let e = &fallback_entries(&r, &gd)[0];
+    let em = json(&get_manifest(&r, e["digest"].as_str().unwrap(), MANIFEST).unwrap());
+    let blob = em["layers"][0]["digest"].as_str().unwrap().to_string();
+    let bf = r.blob_file(&blob);
+    let mut bytes = std::fs::read(&bf).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&bf, &bytes).unwrap();
+    let (code, rows, err) = verify_from_registry(clean.path(), &key, &r.repo(), &files);
+    assert_eq!(code, Some(1), "{err}");
+    for row in &rows {
+        let want = if Path::new(row["path"].as_str().unwrap()) == lib {
+            "failed"
+        } else {
+            "verified"
+        };
+        assert_eq!(row["verdict"], want, "{row}");
+    }
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&blob) && l.contains("rejected: attestation")),
+        "{err}"
+    );
+    eprintln!(
+        "figures: xz-utils, {} top-level outputs: push --attest {push_secs:.2} s, verify --registry (fresh cache) {verify_secs:.2} s",
+        outputs.len()
+    );
+}
