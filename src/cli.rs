@@ -1327,14 +1327,21 @@ fn order_envelopes(
     named
 }
 
+/// The envelopes attached to a file's graph in a registry; what to say when there are none.
+#[derive(Default)]
+struct Attached {
+    envelopes: Vec<crate::attest::dsse::Envelope>,
+    none: String,
+}
+
 /// Run the registry helper's `attestations`: its status, and per file (in order) the
 /// envelopes attached to its graph. An entry that is not a DSSE envelope is one line, skipped.
-fn registry_attestations(
-    args: Vec<std::ffi::OsString>,
-) -> Result<(ExitCode, Vec<Vec<crate::attest::dsse::Envelope>>)> {
+fn registry_attestations(args: Vec<std::ffi::OsString>) -> Result<(ExitCode, Vec<Attached>)> {
     #[derive(serde::Deserialize)]
     struct Found {
         path: PathBuf,
+        tag: String,
+        graph: Option<String>,
         envelopes: Vec<serde_json::Value>,
     }
     let h = registry_helper()?;
@@ -1352,8 +1359,13 @@ fn registry_attestations(
         .with_context(|| format!("{}: unexpected output", h.display()))?;
     let per_file = found
         .into_iter()
-        .map(|f| {
-            f.envelopes
+        .map(|f| Attached {
+            none: match &f.graph {
+                None => format!("the registry has no graph for it (tag {})", f.tag),
+                Some(g) => format!("no usable DSSE envelope among the referrers of its graph {g}"),
+            },
+            envelopes: f
+                .envelopes
                 .into_iter()
                 .filter_map(|v| match serde_json::from_value(v) {
                     Ok(e) => Some(e),
@@ -1365,7 +1377,7 @@ fn registry_attestations(
                         None
                     }
                 })
-                .collect()
+                .collect(),
         })
         .collect();
     Ok((code, per_file))
@@ -1404,8 +1416,13 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for (i, f) in a.files.iter().enumerate() {
         let name = subject_name(f);
+        let mut none = String::new();
         let envs = match attached.as_mut() {
-            Some(found) => found.get_mut(i).map(std::mem::take).unwrap_or_default(),
+            Some(found) => {
+                let at = found.get_mut(i).map(std::mem::take).unwrap_or_default();
+                none = format!("{}: {}", a.registry.as_deref().unwrap_or_default(), at.none);
+                at.envelopes
+            }
             None => {
                 let att = a.attestation.clone().unwrap_or_else(|| {
                     let mut p = f.clone().into_os_string();
@@ -1438,10 +1455,7 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
         // first one's failure (the one naming the file first)
         let mut r = Err(Failure {
             kind: "no-attestation",
-            message: format!(
-                "no usable DSSE envelope is attached to its graph in {}",
-                a.registry.as_deref().unwrap_or_default()
-            ),
+            message: none,
         });
         for (j, env) in order_envelopes(envs, &name).iter().enumerate() {
             let this = attest::check(env, &key, &name, &facts, &store);

@@ -359,11 +359,41 @@ fn referrers_push_attest_then_verify_from_the_registry_alone() {
     let (code, _, err) = verify_from_registry(c.path(), &pub2, &r.repo(), std::slice::from_ref(&f));
     assert_eq!(code, Some(0), "{err}");
 
-    // a file whose graph is not in the registry: no attestation (1)
+    // --attestation with --registry: the envelope from the file, the graph from the registry
+    let att = c.join("prog.intoto.json");
+    run_ok(
+        omnishim(&["attest", "--store"])
+            .arg(&b.store)
+            .arg("--key")
+            .arg(key(&k1, "key"))
+            .arg("-o")
+            .arg(&att)
+            .arg(b.prog()),
+    );
+    let cache = Tmp::new();
+    let o = responder(&["verify", "--registry", &r.repo()], c.path(), cache.path())
+        .arg("--attestation")
+        .arg(&att)
+        .arg("--key")
+        .arg(&pub1)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // a file whose graph is not in the registry: no attestation (1), and says so
     let r2 = Registry::start(None);
-    let (code, rows, err) = verify_from_registry(c.path(), &pub1, &r2.repo(), &[f]);
+    let (code, rows, err) =
+        verify_from_registry(c.path(), &pub1, &r2.repo(), std::slice::from_ref(&f));
     assert_eq!(code, Some(1), "{err}");
     assert_eq!(rows[0]["check"], "no-attestation", "{rows:?}");
+    assert!(
+        rows[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the registry has no graph for it"),
+        "{rows:?}"
+    );
 }
 
 /// Issue 17's registry goal: xz-utils built under `run --sign` (the shared build), its
