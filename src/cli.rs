@@ -84,7 +84,8 @@ const EXIT_VERIFY: &str = "Exit status:
   0  every file verified: signature, subject digests, note, and the whole graph below
   1  some file did not: one line on stderr names the file and the check that failed
      (signature, wrong-key, statement, digest-mismatch, stripped, note-mismatch, no-note,
-     manifest-corrupt, graph-incomplete, count-mismatch)
+     manifest-corrupt, graph-incomplete, count-mismatch; with --registry also
+     no-attestation: no usable envelope attached to the file's graph)
   2  usage or I/O error (the key, a file or its attestation could not be read); a failed
      check (1) wins over 2";
 
@@ -169,6 +170,9 @@ enum Cmd {
     /// Fetch files' graphs from an OCI registry into a local store (default: the user's cache).
     #[command(after_help = EXIT_PUSH)]
     Pull(PullArgs),
+    /// The OCI referrers of a manifest in a repository (the referrers API, else the
+    /// tag-schema index): one line each, digest and artifactType.
+    Referrers(ReferrersArgs),
     /// The store itself.
     Store {
         #[command(subcommand)]
@@ -220,6 +224,7 @@ const EXIT_PUSH: &str = "Exit status:
   0  every file's graph was pushed (pulled) whole
   2  usage, I/O or registry error (unreachable, refused credentials, a blob that does not
      hash to its ID: nothing of that graph is cached)
+  1  push --attest: some file was not attested (one line on stderr says why; 1 wins over 3)
   3  some file has no manifest, no graph in the registry, or an incomplete graph";
 
 #[derive(Args)]
@@ -266,6 +271,28 @@ struct PushArgs {
     /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Attach every graph to this container image (REPO@sha256:..., in REPO): the graph
+    /// manifest's OCI `subject`, listed among the image's referrers.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Private key: also push each file's DSSE envelope (as `attest` makes it) as a referrer
+    /// of its graph, for `verify --registry`.
+    #[arg(long)]
+    attest: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReferrersArgs {
+    /// REPO@sha256:... (e.g. localhost:5000/app@sha256:...).
+    image: String,
+    /// Only referrers of this artifactType.
+    #[arg(long)]
+    artifact_type: Option<String>,
+    /// The referrers as the JSON descriptors of an OCI image index.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    reg: RegistryArgs,
 }
 
 #[derive(Args)]
@@ -399,9 +426,16 @@ struct VerifyArgs {
     /// One JSON object per file (as a JSON array): verdict, failed check, message.
     #[arg(long)]
     json: bool,
-    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom).
+    /// Store root (default: $OMNIBOR_DIR, else the nearest .bom upwards, else ./.bom; with
+    /// --registry, the user's cache).
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Find the envelopes in this OCI repository (as referrers of each file's graph, pushed
+    /// with `push --attest`) and pull the graphs from it.
+    #[arg(long)]
+    registry: Option<String>,
+    #[command(flatten)]
+    reg: RegistryArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -615,6 +649,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Export(a) => cmd_export(a),
         Cmd::Push(a) => cmd_push(a),
         Cmd::Pull(a) => cmd_pull(a),
+        Cmd::Referrers(a) => cmd_referrers(a),
         Cmd::Store {
             cmd: StoreCmd::Verify,
             store,
@@ -1167,12 +1202,7 @@ fn cmd_keygen(a: KeygenArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The subject name: the file's name, without the directories it was found in.
-fn subject_name(f: &Path) -> String {
-    f.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| f.to_string_lossy().into_owned())
-}
+use crate::attest::subject_name;
 
 fn read_private_key(p: &Path) -> Result<crate::attest::keys::PrivateKey> {
     crate::attest::keys::PrivateKey::from_pem(&read_text(p)?)
@@ -1214,42 +1244,21 @@ fn attest_files(
     store: &Store,
     o: Option<&Path>,
 ) -> Result<ExitCode> {
-    use crate::attest::{self, FileFacts};
     let mut out = Outcome::default();
     let mut lines = Vec::new();
     for f in files {
-        let facts = match FileFacts::read(f, store) {
-            Ok(x) => x,
+        let env = match crate::attest::attest_file(f, &subject_name(f), key, store) {
+            Ok(Ok(env)) => env,
+            Ok(Err(line)) => {
+                eprintln!("omnishim: {line}");
+                out.hit = true;
+                continue;
+            }
             Err(e) => {
                 out.error(e);
                 continue;
             }
         };
-        let Some(root) = facts.root() else {
-            eprintln!(
-                "omnishim: {}: not attested: no manifest IDs (unrecorded file: no OmniBOR note, nothing in the store's target index)",
-                f.display()
-            );
-            out.hit = true;
-            continue;
-        };
-        let s = attest::survey(store, &facts, &root);
-        if let Some(id) = s.corrupt.first() {
-            eprintln!(
-                "omnishim: {}: not attested: manifest {} does not hash to its ID",
-                f.display(),
-                id.uri()
-            );
-            out.hit = true;
-            continue;
-        }
-        if let Some(line) = resolve::incomplete_line(f, &s.gaps) {
-            eprintln!("omnishim: not attested: {line}");
-            out.hit = true;
-            continue;
-        }
-        let st = attest::statement(&subject_name(f), &facts, &root, &s);
-        let env = attest::envelope(&st, key)?;
         let text = serde_json::to_string(&env)?;
         if o.is_some() {
             lines.push(text);
@@ -1288,48 +1297,152 @@ fn read_envelopes(p: &Path) -> Result<Vec<crate::attest::dsse::Envelope>> {
         .collect()
 }
 
+/// Whether an envelope's (unverified) payload names the file.
+fn names_file(e: &crate::attest::dsse::Envelope, name: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(e.payload.trim())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["subject"].as_array().cloned())
+        .is_some_and(|s| s.iter().any(|s| s["name"] == name))
+}
+
 /// Of a bundle, the envelope whose (unverified) payload names the file; else the first.
 fn pick_envelope(
     envs: Vec<crate::attest::dsse::Envelope>,
     name: &str,
 ) -> Option<crate::attest::dsse::Envelope> {
-    use base64::Engine as _;
-    let names = |e: &crate::attest::dsse::Envelope| -> bool {
-        base64::engine::general_purpose::STANDARD
-            .decode(e.payload.trim())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["subject"].as_array().cloned())
-            .is_some_and(|s| s.iter().any(|s| s["name"] == name))
-    };
-    let i = envs.iter().position(names).unwrap_or(0);
+    let i = envs.iter().position(|e| names_file(e, name)).unwrap_or(0);
     envs.into_iter().nth(i)
 }
 
+/// Envelopes naming the file first, the others after, each group in its order.
+fn order_envelopes(
+    envs: Vec<crate::attest::dsse::Envelope>,
+    name: &str,
+) -> Vec<crate::attest::dsse::Envelope> {
+    let (mut named, rest): (Vec<_>, Vec<_>) = envs.into_iter().partition(|e| names_file(e, name));
+    named.extend(rest);
+    named
+}
+
+/// The envelopes attached to a file's graph in a registry; what to say when there are none.
+#[derive(Default)]
+struct Attached {
+    envelopes: Vec<crate::attest::dsse::Envelope>,
+    none: String,
+}
+
+/// Run the registry helper's `attestations`: its status, and per file (in order) the
+/// envelopes attached to its graph. An entry that is not a DSSE envelope is one line, skipped.
+fn registry_attestations(args: Vec<std::ffi::OsString>) -> Result<(ExitCode, Vec<Attached>)> {
+    #[derive(serde::Deserialize)]
+    struct Found {
+        path: PathBuf,
+        tag: String,
+        graph: Option<String>,
+        envelopes: Vec<serde_json::Value>,
+    }
+    let h = registry_helper()?;
+    let o = std::process::Command::new(&h)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| h.display().to_string())?;
+    let code = ExitCode::from(o.status.code().unwrap_or(2).clamp(0, 255) as u8);
+    if o.stdout.is_empty() {
+        // the helper could not use the registry at all and said why
+        return Ok((code, Vec::new()));
+    }
+    let found: Vec<Found> = serde_json::from_slice(&o.stdout)
+        .with_context(|| format!("{}: unexpected output", h.display()))?;
+    let per_file = found
+        .into_iter()
+        .map(|f| Attached {
+            none: match &f.graph {
+                None => format!("the registry has no graph for it (tag {})", f.tag),
+                Some(g) => format!("no usable DSSE envelope among the referrers of its graph {g}"),
+            },
+            envelopes: f
+                .envelopes
+                .into_iter()
+                .filter_map(|v| match serde_json::from_value(v) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        eprintln!(
+                            "omnishim: {}: an attached attestation is not a DSSE envelope: {e}",
+                            f.path.display()
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok((code, per_file))
+}
+
 fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
-    use crate::attest::{self, keys::PublicKey, FileFacts};
+    use crate::attest::{self, keys::PublicKey, Failure, FileFacts};
     let key =
         PublicKey::from_pem(&read_text(&a.key)?).with_context(|| a.key.display().to_string())?;
-    let store = store_from(a.store)?;
     let mut out = Outcome::default();
-    let mut rows = Vec::new();
-    for f in &a.files {
-        let att = a.attestation.clone().unwrap_or_else(|| {
-            let mut p = f.clone().into_os_string();
-            p.push(".intoto.json");
-            PathBuf::from(p)
-        });
-        let name = subject_name(f);
-        let env = match read_envelopes(&att) {
-            Ok(envs) => pick_envelope(envs, &name),
-            Err(e) => {
-                out.error(one_line(&e));
-                continue;
+    // --registry: the graphs pulled into the cache (or --store) and, without --attestation,
+    // the envelopes attached to them
+    let (store, mut attached) = match &a.registry {
+        None => (store_from(a.store)?, None),
+        Some(_) if a.attestation.is_some() => (
+            walk_store(a.store, &a.registry, &a.reg, &a.files, false, &mut out)?,
+            None,
+        ),
+        Some(repo) => {
+            let store = match a.store {
+                Some(p) => p,
+                None => crate::registry::cache_dir()?,
+            };
+            let args = helper_args("attestations", repo, &a.files, false, &a.reg, Some(&store));
+            let (code, found) = registry_attestations(args)?;
+            if found.len() != a.files.len() {
+                // the registry could not be used at all: the helper said why
+                return Ok(ExitCode::USAGE);
             }
-        };
-        let Some(env) = env else {
-            out.error(format!("{}: no envelope", att.display()));
-            continue;
+            if code != ExitCode::SUCCESS {
+                out.error = true;
+            }
+            (Store::at(store), Some(found))
+        }
+    };
+    let mut rows = Vec::new();
+    for (i, f) in a.files.iter().enumerate() {
+        let name = subject_name(f);
+        let mut none = String::new();
+        let envs = match attached.as_mut() {
+            Some(found) => {
+                let at = found.get_mut(i).map(std::mem::take).unwrap_or_default();
+                none = format!("{}: {}", a.registry.as_deref().unwrap_or_default(), at.none);
+                at.envelopes
+            }
+            None => {
+                let att = a.attestation.clone().unwrap_or_else(|| {
+                    let mut p = f.clone().into_os_string();
+                    p.push(".intoto.json");
+                    PathBuf::from(p)
+                });
+                match read_envelopes(&att) {
+                    Ok(envs) => match pick_envelope(envs, &name) {
+                        Some(e) => vec![e],
+                        None => {
+                            out.error(format!("{}: no envelope", att.display()));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        out.error(one_line(&e));
+                        continue;
+                    }
+                }
+            }
         };
         let facts = match FileFacts::read(f, &store) {
             Ok(x) => x,
@@ -1338,7 +1451,21 @@ fn cmd_verify(a: VerifyArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        let r = attest::check(&env, &key, &name, &facts, &store);
+        // several envelopes (several signers): verified when one of them is; else the
+        // first one's failure (the one naming the file first)
+        let mut r = Err(Failure {
+            kind: "no-attestation",
+            message: none,
+        });
+        for (j, env) in order_envelopes(envs, &name).iter().enumerate() {
+            let this = attest::check(env, &key, &name, &facts, &store);
+            if this.is_ok() || j == 0 {
+                r = this;
+            }
+            if r.is_ok() {
+                break;
+            }
+        }
         match &r {
             Ok(v) => eprintln!(
                 "omnishim: {}: verified ({}, {} manifests below)",
@@ -1511,14 +1638,43 @@ fn helper_args(
 
 fn cmd_push(a: PushArgs) -> Result<ExitCode> {
     let store = store_from(a.store)?;
-    run_helper(helper_args(
+    let mut args = helper_args(
         "push",
         &a.repo,
         &a.files,
         a.follow_dynamic,
         &a.reg,
         Some(store.root()),
-    ))
+    );
+    for (flag, v) in [
+        ("--subject", a.subject.map(std::ffi::OsString::from)),
+        ("--attest", a.attest.map(PathBuf::into_os_string)),
+    ] {
+        if let Some(v) = v {
+            args.splice(1..1, [flag.into(), v]);
+        }
+    }
+    run_helper(args)
+}
+
+fn cmd_referrers(a: ReferrersArgs) -> Result<ExitCode> {
+    let (repo, digest) = a
+        .image
+        .rsplit_once('@')
+        .with_context(|| format!("{}: want REPO@sha256:...", a.image))?;
+    let mut args: Vec<std::ffi::OsString> = vec!["referrers".into()];
+    if a.reg.plain_http {
+        args.push("--plain-http".into());
+    }
+    if a.json {
+        args.push("--json".into());
+    }
+    if let Some(t) = a.artifact_type {
+        args.push("--artifact-type".into());
+        args.push(t.into());
+    }
+    args.extend(["--".into(), repo.into(), digest.into()]);
+    run_helper(args)
 }
 
 fn cmd_pull(a: PullArgs) -> Result<ExitCode> {

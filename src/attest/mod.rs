@@ -157,6 +157,42 @@ pub fn envelope(statement: &Value, key: &PrivateKey) -> Result<Envelope, AttestE
     Ok(Envelope::sign(PAYLOAD_TYPE, &body, key)?)
 }
 
+/// The subject name: the file's name, without the directories it was found in.
+pub fn subject_name(f: &Path) -> String {
+    f.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| f.to_string_lossy().into_owned())
+}
+
+/// Attest one file as `attest` does: its envelope, or (inner Err) the line saying why it
+/// was not attested (no manifest IDs, a corrupt manifest, an incomplete graph).
+pub fn attest_file(
+    path: &Path,
+    name: &str,
+    key: &PrivateKey,
+    store: &Store,
+) -> Result<Result<Envelope, String>, AttestError> {
+    let facts = FileFacts::read(path, store)?;
+    let Some(root) = facts.root() else {
+        return Ok(Err(format!(
+            "{}: not attested: no manifest IDs (unrecorded file: no OmniBOR note, nothing in the store's target index)",
+            path.display()
+        )));
+    };
+    let s = survey(store, &facts, &root);
+    if let Some(id) = s.corrupt.first() {
+        return Ok(Err(format!(
+            "{}: not attested: manifest {} does not hash to its ID",
+            path.display(),
+            id.uri()
+        )));
+    }
+    if let Some(line) = crate::resolve::incomplete_line(path, &s.gaps) {
+        return Ok(Err(format!("not attested: {line}")));
+    }
+    Ok(Ok(envelope(&statement(name, &facts, &root, &s), key)?))
+}
+
 /// Why a file did not verify: a stable kind (for --json and tests) and one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {

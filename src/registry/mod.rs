@@ -11,8 +11,10 @@
 //! The client is async (oci-client on tokio); a current-thread runtime is made only here, so
 //! nothing of it runs unless a registry command does.
 
+pub mod attestations;
 pub mod cli;
 pub mod docker;
+pub mod referrers;
 
 use crate::export::{self, Entry, Kind, Options};
 use crate::gitoid::{Alg, Id};
@@ -42,6 +44,8 @@ pub const ANN_ROOT_SHA1: &str = "dev.omnibor.manifest.sha1";
 pub const ANN_ROOT_SHA256: &str = "dev.omnibor.manifest.sha256";
 pub const ANN_ARTIFACT_SHA1: &str = "dev.omnibor.artifact.sha1";
 pub const ANN_ARTIFACT_SHA256: &str = "dev.omnibor.artifact.sha256";
+/// On an attestation artifact: the keyid of its envelope's signature (a hint, as in DSSE).
+pub const ANN_KEYID: &str = "dev.omnishim.keyid";
 /// On a path index layer: the shard (a hex digit) its lines belong to.
 pub const ANN_SHARD: &str = "dev.omnishim.shard";
 const TITLE: &str = "org.opencontainers.image.title";
@@ -177,6 +181,12 @@ pub struct PushReport {
     pub incomplete: Vec<String>,
     /// `file  repo:tag` per pushed file.
     pub pushed: Vec<String>,
+    /// `file  repo@digest` per attestation pushed (`--attest`).
+    pub attested: Vec<String>,
+    /// One line per file not attested (why).
+    pub not_attested: Vec<String>,
+    /// Tag-schema referrers indexes written (a registry without the referrers API).
+    pub indexes_updated: usize,
 }
 
 /// What a pull did.
@@ -298,6 +308,11 @@ impl Session {
         )
     }
 
+    /// `host[:port]/name`, for messages.
+    fn repo(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     fn reference(&self, tag: &str) -> Reference {
         Reference::with_tag(
             self.registry.clone(),
@@ -362,7 +377,39 @@ pub fn push(
     files: &[PathBuf],
     follow_dynamic: bool,
 ) -> Result<PushReport, RegistryError> {
+    push_with(store, remote, files, follow_dynamic, &Attach::default())
+}
+
+/// What a push attaches beyond the graphs.
+#[derive(Default)]
+pub struct Attach<'a> {
+    /// `--subject`: the digest of a manifest in the same repository (a container image) that
+    /// every graph pushed refers to, as an OCI referrer.
+    pub subject: Option<String>,
+    /// `--attest`: each file's DSSE envelope (as `attest` makes it), pushed as a referrer of
+    /// the file's graph artifact.
+    pub key: Option<&'a crate::attest::keys::PrivateKey>,
+}
+
+/// `push`, with a subject and attestations.
+pub fn push_with(
+    store: &Store,
+    remote: &Remote,
+    files: &[PathBuf],
+    follow_dynamic: bool,
+    attach: &Attach,
+) -> Result<PushReport, RegistryError> {
     let s = Session::open(remote, RegistryOperation::Push)?;
+    // the subject first: a missing one stops the push before anything is uploaded
+    let subject = match &attach.subject {
+        Some(d) => Some(referrers::subject(&s, d)?.ok_or_else(|| {
+            RegistryError::Repo(
+                remote.repo.clone(),
+                format!("subject {d}: no such manifest in the repository (a graph's subject must be pushed there first)"),
+            )
+        })?),
+        None => None,
+    };
     let mut rep = PushReport::default();
     let opts = Options {
         follow_dynamic,
@@ -437,7 +484,7 @@ pub fn push(
                 artifact_type: None,
             },
             layers,
-            subject: None,
+            subject: subject.clone(),
             artifact_type: Some(ARTIFACT_TYPE.to_string()),
             annotations: Some(ann),
         };
@@ -454,8 +501,82 @@ pub fn push(
                 .push(format!("{}  {}:{t}", f.display(), remote.repo));
         }
         rep.files += 1;
+        if subject.is_some() && referrers::register(&s, &manifest, &body)? {
+            rep.indexes_updated += 1;
+        }
+        if let Some(key) = attach.key {
+            let graph = referrers::descriptor_of(&body);
+            match crate::attest::attest_file(f, &crate::attest::subject_name(f), key, store) {
+                Ok(Ok(env)) => {
+                    let (d, added) = push_envelope(&s, &env, graph, &manifest)?;
+                    rep.indexes_updated += usize::from(added);
+                    rep.attested
+                        .push(format!("{}  {}@{d}", f.display(), remote.repo));
+                }
+                Ok(Err(line)) => rep.not_attested.push(line),
+                Err(e) => rep
+                    .not_attested
+                    .push(format!("{}: not attested: {e}", f.display())),
+            }
+        }
     }
     Ok(rep)
+}
+
+/// Push a file's envelope as an artifact referring to its graph artifact `graph`: artifactType
+/// and one layer of the DSSE media type, the empty config, the graph's root annotations. Its
+/// digest, and whether a tag-schema index was written.
+fn push_envelope(
+    s: &Session,
+    env: &crate::attest::dsse::Envelope,
+    graph: OciDescriptor,
+    graph_manifest: &OciImageManifest,
+) -> Result<(String, bool), RegistryError> {
+    let bytes = serde_json::to_vec(env).map_err(|e| RegistryError::Other(e.to_string()))?;
+    let digest = sha256_digest(&bytes);
+    let empty = b"{}";
+    let r = s.reference("attestation");
+    s.ensure_blobs(
+        &r,
+        vec![
+            (digest.clone(), &bytes[..]),
+            (sha256_digest(empty), &empty[..]),
+        ],
+    )?;
+    let mut ann = BTreeMap::new();
+    for k in [ANN_ROOT_SHA1, ANN_ROOT_SHA256] {
+        if let Some(v) = graph_manifest.annotations.as_ref().and_then(|a| a.get(k)) {
+            ann.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(k) = env.signatures.first().filter(|g| !g.keyid.is_empty()) {
+        ann.insert(ANN_KEYID.to_string(), k.keyid.clone());
+    }
+    let manifest = OciImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_string()),
+        config: OciDescriptor {
+            media_type: EMPTY_CONFIG.to_string(),
+            digest: sha256_digest(empty),
+            size: 2,
+            urls: None,
+            annotations: None,
+            artifact_type: None,
+        },
+        layers: vec![OciDescriptor {
+            media_type: referrers::DSSE_TYPE.to_string(),
+            digest,
+            size: bytes.len() as i64,
+            urls: None,
+            annotations: None,
+            artifact_type: None,
+        }],
+        subject: Some(graph),
+        artifact_type: Some(referrers::DSSE_TYPE.to_string()),
+        annotations: Some(ann),
+    };
+    let (d, added) = referrers::push_referrer(s, &manifest)?;
+    Ok((d.digest, added))
 }
 
 fn reqwest_header(v: &'static str) -> http::HeaderValue {

@@ -451,23 +451,7 @@ fn run_sign_attests_the_top_level_outputs() {
 #[test]
 fn xz_built_under_run_sign_every_top_level_output_verifies() {
     let x = crate::builds::xz(false);
-    let mut outputs = Vec::new();
-    let mut stack = vec![x.src.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            } else if let Some(out) = p
-                .to_str()
-                .and_then(|s| s.strip_suffix(".intoto.json"))
-                .map(PathBuf::from)
-            {
-                outputs.push(out);
-            }
-        }
-    }
-    outputs.sort();
+    let outputs = x.signed_outputs();
     let names: Vec<String> = outputs
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

@@ -24,6 +24,30 @@ pub struct Xz {
     pub summary: String,
 }
 
+impl Xz {
+    /// The top-level outputs `run --sign` attested (an OUTPUT.intoto.json beside each), sorted.
+    pub fn signed_outputs(&self) -> Vec<PathBuf> {
+        let mut outputs = Vec::new();
+        let mut stack = vec![self.src.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() && !p.is_symlink() {
+                    stack.push(p);
+                } else if let Some(out) = p
+                    .to_str()
+                    .and_then(|s| s.strip_suffix(".intoto.json"))
+                    .map(PathBuf::from)
+                {
+                    outputs.push(out);
+                }
+            }
+        }
+        outputs.sort();
+        outputs
+    }
+}
+
 static XZ: [OnceLock<Result<Xz, String>>; 2] = [OnceLock::new(), OnceLock::new()];
 
 /// xz-utils as Debian ships its upstream tarball (`patched` false: before Debian's fix of

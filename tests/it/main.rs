@@ -15,6 +15,7 @@ mod kernel;
 mod kill;
 mod ldar;
 mod note;
+mod referrers;
 mod registry;
 mod respond;
 mod run;

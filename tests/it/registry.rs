@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
 /// A running registry; killed when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     dir: Tmp,
 }
 
@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 
 impl Registry {
     /// `htpasswd`: (user, password) for basic auth.
-    fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+    pub(crate) fn start(htpasswd: Option<(&str, &str)>) -> Registry {
         let bin = need("docker-registry");
         let dir = Tmp::new();
         let addr = format!("127.0.0.1:{}", free_port());
@@ -58,7 +58,7 @@ impl Registry {
         panic!("docker-registry did not start: {}", r.log());
     }
 
-    fn repo(&self) -> String {
+    pub(crate) fn repo(&self) -> String {
         format!("{}/graphs", self.addr)
     }
 
@@ -75,7 +75,7 @@ impl Registry {
     }
 
     /// The registry's own file holding a blob.
-    fn blob_file(&self, digest: &str) -> PathBuf {
+    pub(crate) fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
         self.dir
             .join("data")
@@ -94,7 +94,7 @@ impl Drop for Registry {
 }
 
 /// A command run where a responder would: no OMNIBOR_DIR, a fresh cache, in `dir`.
-fn responder(args: &[&str], dir: &Path, cache: &Path) -> Command {
+pub(crate) fn responder(args: &[&str], dir: &Path, cache: &Path) -> Command {
     let mut c = omnishim(args);
     c.current_dir(dir)
         .env("XDG_CACHE_HOME", cache)
