@@ -131,17 +131,18 @@ fn sources(store: &Path, file: &Path) -> String {
     )
 }
 
+/// `omnishim export -o OUT --store STORE FILE`.
+fn export_cmd(out: &Path, store: &Path, file: &Path) -> Command {
+    let mut c = omnishim(&["export", "-o"]);
+    c.arg(out).arg("--store").arg(store).arg(file);
+    c
+}
+
 #[test]
 fn export_is_a_store_resolve_reads() {
     let (t, store) = recorded_prog();
     let out = t.join("exp");
-    run_ok(
-        omnishim(&["export", "-o"])
-            .arg(&out)
-            .arg("--store")
-            .arg(&store)
-            .arg(t.join("prog")),
-    );
+    run_ok(&mut export_cmd(&out, &store, &t.join("prog")));
     let want = sources(&store, &t.join("prog"));
     assert!(want.contains("/a.c  gitoid:blob:sha1:"), "{want}");
     assert_eq!(sources(&out, &t.join("prog")), want);
@@ -152,6 +153,196 @@ fn export_is_a_store_resolve_reads() {
         .any(|f| f.to_string_lossy().contains("gitoid_blob_sha256")));
     assert!(!files.iter().any(|f| f.ends_with("steps.log")), "{files:?}");
     run_ok(omnishim(&["store", "verify", "--store"]).arg(&out));
+}
+
+/// `omnishim` with TMPDIR in `tmp`, to see that a tar store leaves nothing behind.
+fn with_tmpdir(args: &[&str], tmp: &Path) -> Command {
+    let mut c = omnishim(args);
+    c.env("TMPDIR", tmp);
+    c
+}
+
+#[test]
+fn export_tar_answers_like_the_directory_export() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let tmp = t.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let export = |out: &Path, from: &Path| run_ok(export_cmd(out, from, &prog).env("TMPDIR", &tmp));
+    let (dir, tar) = (t.join("exp"), t.join("exp.tar"));
+    export(&dir, &store);
+    export(&tar, &store);
+    assert!(tar.is_file());
+    let want = sources(&dir, &prog);
+    assert!(want.contains("/a.c  gitoid:blob:sha1:"), "{want}");
+    assert_eq!(sources(&tar, &prog), want);
+    // check: the same verdicts and chains, denied and clean
+    let a_id = stdout(omnishim(&["id", "--hash", "sha1"]).arg(t.join("a.c")));
+    let deny = t.write(
+        "deny",
+        format!("{} CVE-TAR-1\n", a_id.split_whitespace().next().unwrap()),
+    );
+    let clean = t.write("clean", "0000000000000000000000000000000000000000 x\n");
+    for (list, code) in [(&deny, 1), (&clean, 0)] {
+        let check = |s: &Path| {
+            with_tmpdir(&["check", "--json", "--deny"], &tmp)
+                .arg(list)
+                .arg("--store")
+                .arg(s)
+                .arg(&prog)
+                .output()
+                .unwrap()
+        };
+        let (a, b) = (check(&dir), check(&tar));
+        assert_eq!(a.status.code(), Some(code), "{}", err(&a));
+        assert_eq!(b.status.code(), Some(code), "{}", err(&b));
+        assert_eq!(a.stdout, b.stdout);
+    }
+    run_ok(with_tmpdir(&["store", "verify", "--store"], &tmp).arg(&tar));
+    // deterministic: the same export again, and an export of the tar store, byte for byte
+    let again = t.join("again.tar");
+    export(&again, &store);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&tar).unwrap());
+    let round = t.join("round.tar");
+    export(&round, &tar);
+    assert_eq!(std::fs::read(&round).unwrap(), std::fs::read(&tar).unwrap());
+    // sorted names, fixed times and owners, regular files only
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let mut names = Vec::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        assert_eq!(
+            (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+            (0, 0, 0)
+        );
+        assert!(h.entry_type().is_file());
+        names.push(e.path().unwrap().into_owned());
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), files_below(&dir).len());
+    // read-only: a command that writes a store refuses it
+    let o = omnishim(&["manifest", "create", "--store"])
+        .arg(&tar)
+        .arg(t.join("a.c"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("read-only"), "{}", err(&o));
+    // the temporary stores the tar was read into are gone
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+/// A tar archive of `good` entries plus one more, its header written as given (no checks
+/// on the name: hostile archives are what this makes).
+fn hostile_tar(out: &Path, good: &[(tar::Header, Vec<u8>)], extra: (&[u8], tar::EntryType, &[u8])) {
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for (h, d) in good {
+        b.append(h, d.as_slice()).unwrap();
+    }
+    let (name, ty, data) = extra;
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_entry_type(ty);
+    h.set_size(data.len() as u64);
+    if matches!(ty, tar::EntryType::Symlink | tar::EntryType::Link) {
+        h.set_link_name("/etc/passwd").unwrap();
+    }
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    b.finish().unwrap();
+}
+
+#[test]
+fn hostile_tar_exports_rejected_one_line() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let tar = t.join("exp.tar");
+    run_ok(&mut export_cmd(&tar, &store, &prog));
+    let mut good = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut d = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut d).unwrap();
+        good.push((h, d));
+    }
+    let first = String::from_utf8(good[0].0.path_bytes().into_owned()).unwrap();
+    let paths0 = "metadata/omnishim/paths/0";
+    use tar::EntryType as T;
+    let cases: Vec<(&str, &str, T, &[u8], &str)> = vec![
+        (
+            "dotdot",
+            "../x",
+            T::Regular,
+            b"x",
+            "not a file of an omnishim export",
+        ),
+        (
+            "inner-dotdot",
+            "objects/../../x",
+            T::Regular,
+            b"x",
+            "not a file of an omnishim export",
+        ),
+        (
+            "absolute",
+            "/tmp/x",
+            T::Regular,
+            b"x",
+            "not a file of an omnishim export",
+        ),
+        ("symlink", paths0, T::Symlink, b"", "a symlink"),
+        ("hardlink", paths0, T::Link, b"", "a hard link"),
+        ("device", paths0, T::Char, b"", "a device"),
+        ("duplicate", &first, T::Regular, &good[0].1, "named twice"),
+    ];
+    let tmp = t.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let sub = t.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    for (file, name, ty, data, why) in cases {
+        let bad = sub.join(format!("{file}.tar"));
+        hostile_tar(&bad, &good, (name.as_bytes(), ty, data));
+        let o = with_tmpdir(&["resolve", "--store"], &tmp)
+            .arg(&bad)
+            .arg(&prog)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{file}: {}", err(&o));
+        let e = err(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains(&format!("{file}.tar: entry \"{name}\": {why}")),
+            "{file}: {e}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+    // a header claiming more than any export entry holds
+    let huge = sub.join("huge.tar");
+    let mut h = tar::Header::new_gnu();
+    h.set_path(paths0).unwrap();
+    h.set_size(10 << 30);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend([0u8; 1024]);
+    std::fs::write(&huge, bytes).unwrap();
+    let o = with_tmpdir(&["check", "--deny"], &tmp)
+        .arg(t.write("deny", "0000000000000000000000000000000000000000 x\n"))
+        .arg("--store")
+        .arg(&huge)
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("too large"), "{}", err(&o));
+    // nothing written outside, nothing left behind
+    assert!(!t.join("x").exists() && !sub.join("x").exists());
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
 
 #[test]
