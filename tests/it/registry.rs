@@ -511,6 +511,73 @@ fn push_pull_round_trip_and_second_push_uploads_nothing() {
         .as_str()
         .unwrap();
     assert!(tag.ends_with(root.rsplit(':').next().unwrap()));
+
+    // and ORAS's own client (oras-py) reads the same from the registry
+    let note = stdout(omnishim(&["note", "show"]).arg(&prog));
+    let ids: Vec<&str> = note.lines().filter_map(|l| l.split("  ").next()).collect();
+    assert_eq!(ids.len(), 2, "{note}");
+    let got = oras_check(
+        &reg.addr,
+        "graphs",
+        &tag,
+        ids[0],
+        ids[1],
+        &t.join("no-docker"),
+    );
+    assert_eq!(
+        got,
+        format!("ok {} blobs, {gitoids} manifests", layers.len() + 1)
+    );
+}
+
+/// An independent reader: oras-py (ORAS's Python SDK) gets the manifest by tag and every
+/// blob over plain HTTP, and checks from the raw bytes that each blob's sha256 is its
+/// digest, each manifest layer hashes (a git blob object, sha1 or sha256) to its gitoid
+/// annotation, and the root manifest annotations are the IDs the binary's note carries.
+const ORAS_CHECK: &str = r#"
+import hashlib, sys
+import oras.provider
+addr, repo, tag, want1, want256 = sys.argv[1:]
+ref = f"{addr}/{repo}:{tag}"
+reg = oras.provider.Registry(hostname=addr, insecure=True)
+m = reg.get_manifest(ref, allowed_media_type=["application/vnd.oci.image.manifest.v1+json"])
+def bad(why):
+    sys.exit(f"oras check: {why}")
+if m.get("artifactType") != "application/vnd.omnibor.graph.v1":
+    bad(f"artifactType {m.get('artifactType')}")
+ids = set()
+blobs = [m["config"]] + m["layers"]
+for d in blobs:
+    r = reg.get_blob(ref, d["digest"])
+    r.raise_for_status()
+    data = r.content
+    if "sha256:" + hashlib.sha256(data).hexdigest() != d["digest"] or len(data) != d["size"]:
+        bad(f"blob {d['digest']}: its bytes do not match")
+    if d["mediaType"] == "application/vnd.omnibor.manifest.v1+text":
+        uri = d["annotations"]["dev.omnibor.gitoid"]
+        alg = uri.split(":")[2]
+        h = hashlib.new(alg, b"blob %d\0" % len(data) + data).hexdigest()
+        if uri != f"gitoid:blob:{alg}:{h}":
+            bad(f"layer {d['digest']} hashes to {h}, annotated {uri}")
+        ids.add(uri)
+a = m["annotations"]
+roots = (a["dev.omnibor.manifest.sha1"], a["dev.omnibor.manifest.sha256"])
+if roots != (want1, want256):
+    bad(f"root manifests {roots}, the note says {(want1, want256)}")
+if not set(roots) <= ids:
+    bad("a root manifest is not among the layers")
+print(f"ok {len(blobs)} blobs, {len(ids)} manifests")
+"#;
+
+/// Run `ORAS_CHECK`; its one line of output.
+fn oras_check(addr: &str, repo: &str, tag: &str, sha1: &str, sha256: &str, cfg: &Path) -> String {
+    let o = Command::new(need("python3"))
+        .args(["-c", ORAS_CHECK, addr, repo, tag, sha1, sha256])
+        .env("DOCKER_CONFIG", cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 fn hex(b: &[u8]) -> String {
