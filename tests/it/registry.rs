@@ -787,6 +787,99 @@ fn registry_faults_one_line_nothing_cached() {
     );
 }
 
+/// A fake docker credential helper `docker-credential-NAME` in `dir`: the script's body
+/// after it has read the registry host from stdin into `$host` (and noted it in NAME.asked).
+fn cred_helper(dir: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("docker-credential-{name}"));
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 9\nhost=$(cat)\necho \"$host\" >> {}\n{body}\n",
+            dir.join(format!("{name}.asked")).display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn docker_credential_helpers_give_the_credentials() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let reg = Registry::start(Some(("builder", "s3cret")));
+    let bin = t.join("bin");
+    cred_helper(
+        &bin,
+        "omnitest",
+        r#"printf '{"ServerURL":"%s","Username":"builder","Secret":"s3cret"}' "$host""#,
+    );
+    cred_helper(&bin, "omnibroken", "echo 'keychain locked' >&2; exit 1");
+    cred_helper(
+        &bin,
+        "omniempty",
+        "echo 'credentials not found in native keychain'; exit 1",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let push = |config: String| {
+        let dc = t.join("docker");
+        t.write("docker/config.json", config);
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .arg(&prog)
+            .env("DOCKER_CONFIG", &dc)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    // credHelpers for this registry, and credsStore for every registry: the helper is asked
+    // for this registry's host, and its answer logs in
+    for (config, asked) in [
+        (
+            format!(r#"{{"credHelpers":{{"{}":"omnitest"}}}}"#, reg.addr),
+            1,
+        ),
+        (r#"{"auths":{},"credsStore":"omnitest"}"#.to_string(), 2),
+    ] {
+        let o = push(config);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        let got = std::fs::read_to_string(bin.join("omnitest.asked")).unwrap();
+        assert_eq!(got, format!("{}\n", reg.addr).repeat(asked));
+    }
+    // a helper that fails: one line naming it and what it said, exit 2
+    let o = push(format!(
+        r#"{{"credHelpers":{{"{}":"omnibroken"}}}}"#,
+        reg.addr
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("docker-credential-omnibroken get") && e.contains("keychain locked"),
+        "{e}"
+    );
+    // a helper that is not there: one line
+    let o = push(r#"{"credsStore":"omnimissing"}"#.to_string());
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("docker-credential-omnimissing"), "{e}");
+    // a helper holding nothing for the host: anonymous, so the registry's 401
+    let o = push(r#"{"credsStore":"omniempty"}"#.to_string());
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("401"), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(bin.join("omniempty.asked")).unwrap(),
+        format!("{}\n", reg.addr)
+    );
+}
+
 #[test]
 fn registry_follows_shared_libraries_and_finds_archives_by_content() {
     let reg = Registry::start(None);
