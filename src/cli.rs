@@ -231,7 +231,8 @@ const EXIT_PUSH: &str = "Exit status:
 struct ExportArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Output directory (a store; made when missing, merged into when it exists).
+    /// Output directory (a store; made when missing, merged into when it exists), or, when
+    /// it ends in `.tar`, a tar archive of the same (replaced when it exists).
     #[arg(short)]
     o: PathBuf,
     /// Also export the graphs of the shared libraries the files link against.
@@ -602,11 +603,30 @@ pub fn one_line(e: &anyhow::Error) -> String {
     out.join(": ").replace('\n', " ")
 }
 
-/// The store a command reads (never created: a missing one is reported as such).
+/// The store a command reads (never created: a missing one is reported as such). A file
+/// given as the store is a tar export, read into a private temporary store.
 fn store_from(arg: Option<PathBuf>) -> Result<Store> {
     match arg {
+        Some(p) if p.is_file() => Ok(crate::export::tar::open(&p)?),
         Some(p) => Ok(Store::at(p)),
         None => Store::from_env().context("cannot find the current directory"),
+    }
+}
+
+/// The store a command writes to: a directory (a tar export is read-only).
+fn store_to(arg: Option<PathBuf>) -> Result<Store> {
+    not_a_tar(arg.as_deref())?;
+    store_from(arg)
+}
+
+/// A store to write to must not be a file (a tar export, read-only).
+fn not_a_tar(arg: Option<&Path>) -> Result<()> {
+    match arg.filter(|p| p.is_file()) {
+        Some(p) => anyhow::bail!(
+            "{}: a file (a tar export is read-only): give a store directory",
+            p.display()
+        ),
+        None => Ok(()),
     }
 }
 
@@ -706,7 +726,7 @@ fn cmd_manifest_show(id: &str, store: Option<PathBuf>) -> Result<ExitCode> {
 }
 
 fn cmd_manifest_create(inputs: &[PathBuf], store: Option<PathBuf>) -> Result<ExitCode> {
-    let store = store_from(store)?;
+    let store = store_to(store)?;
     let mut ms = [Manifest::new(Alg::Sha1), Manifest::new(Alg::Sha256)];
     for p in inputs {
         let ids = gitoid::ids_of_file(p).with_context(|| p.display().to_string())?;
@@ -781,7 +801,7 @@ fn cmd_note_placeholder(like: &Path, o: &Path) -> Result<ExitCode> {
 }
 
 fn cmd_run(store: Option<PathBuf>, cmd: &[std::ffi::OsString]) -> Result<ExitCode> {
-    let store = store_from(store)?;
+    let store = store_to(store)?;
     let code = crate::wrap::run(store.root(), cmd)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
@@ -931,8 +951,8 @@ fn cmd_audit(a: AuditArgs) -> Result<ExitCode> {
     Ok(out.code())
 }
 
-fn cmd_store_verify(store: Option<PathBuf>) -> Result<ExitCode> {
-    let store = store_from(store)?;
+fn cmd_store_verify(arg: Option<PathBuf>) -> Result<ExitCode> {
+    let store = store_from(arg.clone())?;
     let rep = store.verify()?;
     for p in &rep.problems {
         println!("{p}");
@@ -940,7 +960,8 @@ fn cmd_store_verify(store: Option<PathBuf>) -> Result<ExitCode> {
     eprintln!(
         "omnishim: {} objects checked in {}, {} problems",
         rep.objects,
-        store.root().display(),
+        // a tar export by its own name, not the temporary store it was read into
+        arg.as_deref().unwrap_or(store.root()).display(),
         rep.problems.len()
     );
     Ok(if rep.problems.is_empty() {
@@ -1216,7 +1237,7 @@ fn cmd_run_sign(
     cmd: &[std::ffi::OsString],
 ) -> Result<ExitCode> {
     let k = read_private_key(key)?;
-    let store = store_from(store)?;
+    let store = store_to(store)?;
     let (code, top) = crate::wrap::run_outputs(store.root(), cmd)?;
     if code != 0 {
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
@@ -1521,6 +1542,7 @@ fn walk_store(
     let Some(repo) = registry else {
         return store_from(store);
     };
+    not_a_tar(store.as_deref())?;
     let store = match store {
         Some(p) => p,
         // a plain function of the environment: none of the registry client is linked here
@@ -1565,8 +1587,12 @@ fn cmd_export(a: ExportArgs) -> Result<ExitCode> {
         );
         out.incomplete = true;
     }
-    std::fs::create_dir_all(&a.o).with_context(|| a.o.display().to_string())?;
-    export::install(&Store::at(&a.o), &g.entries, &export::root_manifests(&g))?;
+    if a.o.extension().is_some_and(|e| e == "tar") {
+        export::tar::write(&a.o, &g.entries)?;
+    } else {
+        std::fs::create_dir_all(&a.o).with_context(|| a.o.display().to_string())?;
+        export::install(&Store::at(&a.o), &g.entries, &export::root_manifests(&g))?;
+    }
     let manifests = g
         .entries
         .iter()
@@ -1678,6 +1704,7 @@ fn cmd_referrers(a: ReferrersArgs) -> Result<ExitCode> {
 }
 
 fn cmd_pull(a: PullArgs) -> Result<ExitCode> {
+    not_a_tar(a.store.as_deref())?;
     run_helper(helper_args(
         "pull",
         &a.repo,

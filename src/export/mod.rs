@@ -8,6 +8,7 @@
 //! before it writes any, so a bad one leaves the destination as it was.
 
 pub mod closure;
+pub mod tar;
 
 pub use closure::{close, glob_match, root_of, Graph, Root, Withhold};
 
@@ -77,6 +78,27 @@ impl Entry {
             Kind::Paths(c) => Path::new(PATHS_DIR).join(char::from(c).to_string()),
             Kind::Withheld => PathBuf::from(WITHHELD),
         }
+    }
+
+    /// The kind of entry a path relative to a store's root names: the inverse of `rel_path`,
+    /// None for any other path (only the canonical spelling of an entry's path is one).
+    pub fn kind_of_path(rel: &str) -> Option<Kind> {
+        let id = |xx: &str, rest: &str| Id::from_hex(&format!("{xx}{rest}")).ok();
+        let kind = match rel.split('/').collect::<Vec<_>>()[..] {
+            ["objects", _, xx, rest] => Kind::Manifest(id(xx, rest)?),
+            ["metadata", "omnishim", "targets", _, xx, rest] => Kind::Target(id(xx, rest)?),
+            ["metadata", "omnishim", "members", xx, rest] => Kind::Members(id(xx, rest)?),
+            ["metadata", "omnishim", "dynamic", xx, rest] => Kind::Dynamic(id(xx, rest)?),
+            ["metadata", "omnishim", "paths", c] => match c.as_bytes() {
+                [c] if c.is_ascii_digit() || (b'a'..=b'f').contains(c) => Kind::Paths(*c),
+                _ => return None,
+            },
+            ["metadata", "omnishim", "withheld"] => Kind::Withheld,
+            _ => return None,
+        };
+        // the algorithm directories and the hex digits' case must be the ones we write
+        let canonical = Entry::new(kind, Vec::new()).rel_path();
+        (canonical.to_str() == Some(rel)).then_some(kind)
     }
 
     /// Check that the bytes are what the entry claims: a manifest hashes to its ID and

@@ -234,7 +234,7 @@ fn describe(e: &OciDistributionError) -> String {
             s
         }
         OciDistributionError::UnauthorizedError { .. } => {
-            "401 unauthorized: no or wrong credentials (docker login, or auths in $DOCKER_CONFIG/config.json)"
+            "401 unauthorized: no or wrong credentials (docker login: auths or a credential helper in $DOCKER_CONFIG/config.json)"
                 .to_string()
         }
         other => other.to_string(),

@@ -64,6 +64,9 @@ pub struct Store {
     root: PathBuf,
     /// Directory handles opened once per process and reused (see `dir`).
     handles: std::sync::Arc<std::sync::Mutex<Handles>>,
+    /// A temporary directory the store lives in (a tar export read back), removed when the
+    /// last clone of the store is dropped.
+    _keep: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
 /// The store's root and its fixed directories (`metadata/omnishim/paths`,
@@ -95,7 +98,14 @@ impl Store {
         Store {
             root: root.into(),
             handles: Default::default(),
+            _keep: None,
         }
+    }
+
+    /// The same store, keeping `dir` (where it lives) until it is dropped.
+    pub fn keeping(mut self, dir: tempfile::TempDir) -> Store {
+        self._keep = Some(std::sync::Arc::new(dir));
+        self
     }
 
     /// `$OMNIBOR_DIR`, else the nearest `.bom` upwards from `cwd`, else `cwd/.bom`.

@@ -131,17 +131,18 @@ fn sources(store: &Path, file: &Path) -> String {
     )
 }
 
+/// `omnishim export -o OUT --store STORE FILE`.
+fn export_cmd(out: &Path, store: &Path, file: &Path) -> Command {
+    let mut c = omnishim(&["export", "-o"]);
+    c.arg(out).arg("--store").arg(store).arg(file);
+    c
+}
+
 #[test]
 fn export_is_a_store_resolve_reads() {
     let (t, store) = recorded_prog();
     let out = t.join("exp");
-    run_ok(
-        omnishim(&["export", "-o"])
-            .arg(&out)
-            .arg("--store")
-            .arg(&store)
-            .arg(t.join("prog")),
-    );
+    run_ok(&mut export_cmd(&out, &store, &t.join("prog")));
     let want = sources(&store, &t.join("prog"));
     assert!(want.contains("/a.c  gitoid:blob:sha1:"), "{want}");
     assert_eq!(sources(&out, &t.join("prog")), want);
@@ -152,6 +153,196 @@ fn export_is_a_store_resolve_reads() {
         .any(|f| f.to_string_lossy().contains("gitoid_blob_sha256")));
     assert!(!files.iter().any(|f| f.ends_with("steps.log")), "{files:?}");
     run_ok(omnishim(&["store", "verify", "--store"]).arg(&out));
+}
+
+/// `omnishim` with TMPDIR in `tmp`, to see that a tar store leaves nothing behind.
+fn with_tmpdir(args: &[&str], tmp: &Path) -> Command {
+    let mut c = omnishim(args);
+    c.env("TMPDIR", tmp);
+    c
+}
+
+#[test]
+fn export_tar_answers_like_the_directory_export() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let tmp = t.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let export = |out: &Path, from: &Path| run_ok(export_cmd(out, from, &prog).env("TMPDIR", &tmp));
+    let (dir, tar) = (t.join("exp"), t.join("exp.tar"));
+    export(&dir, &store);
+    export(&tar, &store);
+    assert!(tar.is_file());
+    let want = sources(&dir, &prog);
+    assert!(want.contains("/a.c  gitoid:blob:sha1:"), "{want}");
+    assert_eq!(sources(&tar, &prog), want);
+    // check: the same verdicts and chains, denied and clean
+    let a_id = stdout(omnishim(&["id", "--hash", "sha1"]).arg(t.join("a.c")));
+    let deny = t.write(
+        "deny",
+        format!("{} CVE-TAR-1\n", a_id.split_whitespace().next().unwrap()),
+    );
+    let clean = t.write("clean", "0000000000000000000000000000000000000000 x\n");
+    for (list, code) in [(&deny, 1), (&clean, 0)] {
+        let check = |s: &Path| {
+            with_tmpdir(&["check", "--json", "--deny"], &tmp)
+                .arg(list)
+                .arg("--store")
+                .arg(s)
+                .arg(&prog)
+                .output()
+                .unwrap()
+        };
+        let (a, b) = (check(&dir), check(&tar));
+        assert_eq!(a.status.code(), Some(code), "{}", err(&a));
+        assert_eq!(b.status.code(), Some(code), "{}", err(&b));
+        assert_eq!(a.stdout, b.stdout);
+    }
+    run_ok(with_tmpdir(&["store", "verify", "--store"], &tmp).arg(&tar));
+    // deterministic: the same export again, and an export of the tar store, byte for byte
+    let again = t.join("again.tar");
+    export(&again, &store);
+    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&tar).unwrap());
+    let round = t.join("round.tar");
+    export(&round, &tar);
+    assert_eq!(std::fs::read(&round).unwrap(), std::fs::read(&tar).unwrap());
+    // sorted names, fixed times and owners, regular files only
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let mut names = Vec::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        assert_eq!(
+            (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+            (0, 0, 0)
+        );
+        assert!(h.entry_type().is_file());
+        names.push(e.path().unwrap().into_owned());
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), files_below(&dir).len());
+    // read-only: a command that writes a store refuses it
+    let o = omnishim(&["manifest", "create", "--store"])
+        .arg(&tar)
+        .arg(t.join("a.c"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("read-only"), "{}", err(&o));
+    // the temporary stores the tar was read into are gone
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+/// A tar archive of `good` entries plus one more, its header written as given (no checks
+/// on the name: hostile archives are what this makes).
+fn hostile_tar(out: &Path, good: &[(tar::Header, Vec<u8>)], extra: (&[u8], tar::EntryType, &[u8])) {
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    for (h, d) in good {
+        b.append(h, d.as_slice()).unwrap();
+    }
+    let (name, ty, data) = extra;
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_entry_type(ty);
+    h.set_size(data.len() as u64);
+    if matches!(ty, tar::EntryType::Symlink | tar::EntryType::Link) {
+        h.set_link_name("/etc/passwd").unwrap();
+    }
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+    b.finish().unwrap();
+}
+
+#[test]
+fn hostile_tar_exports_rejected_one_line() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let tar = t.join("exp.tar");
+    run_ok(&mut export_cmd(&tar, &store, &prog));
+    let mut good = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let h = e.header().clone();
+        let mut d = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut d).unwrap();
+        good.push((h, d));
+    }
+    let first = String::from_utf8(good[0].0.path_bytes().into_owned()).unwrap();
+    let paths0 = "metadata/omnishim/paths/0";
+    use tar::EntryType as T;
+    let cases: Vec<(&str, &str, T, &[u8], &str)> = vec![
+        (
+            "dotdot",
+            "../x",
+            T::Regular,
+            b"x",
+            "not a file of an omnishim export",
+        ),
+        (
+            "inner-dotdot",
+            "objects/../../x",
+            T::Regular,
+            b"x",
+            "not a file of an omnishim export",
+        ),
+        (
+            "absolute",
+            "/tmp/x",
+            T::Regular,
+            b"x",
+            "not a file of an omnishim export",
+        ),
+        ("symlink", paths0, T::Symlink, b"", "a symlink"),
+        ("hardlink", paths0, T::Link, b"", "a hard link"),
+        ("device", paths0, T::Char, b"", "a device"),
+        ("duplicate", &first, T::Regular, &good[0].1, "named twice"),
+    ];
+    let tmp = t.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let sub = t.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    for (file, name, ty, data, why) in cases {
+        let bad = sub.join(format!("{file}.tar"));
+        hostile_tar(&bad, &good, (name.as_bytes(), ty, data));
+        let o = with_tmpdir(&["resolve", "--store"], &tmp)
+            .arg(&bad)
+            .arg(&prog)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{file}: {}", err(&o));
+        let e = err(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains(&format!("{file}.tar: entry \"{name}\": {why}")),
+            "{file}: {e}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+    // a header claiming more than any export entry holds
+    let huge = sub.join("huge.tar");
+    let mut h = tar::Header::new_gnu();
+    h.set_path(paths0).unwrap();
+    h.set_size(10 << 30);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend([0u8; 1024]);
+    std::fs::write(&huge, bytes).unwrap();
+    let o = with_tmpdir(&["check", "--deny"], &tmp)
+        .arg(t.write("deny", "0000000000000000000000000000000000000000 x\n"))
+        .arg("--store")
+        .arg(&huge)
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("too large"), "{}", err(&o));
+    // nothing written outside, nothing left behind
+    assert!(!t.join("x").exists() && !sub.join("x").exists());
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
 
 #[test]
@@ -320,6 +511,73 @@ fn push_pull_round_trip_and_second_push_uploads_nothing() {
         .as_str()
         .unwrap();
     assert!(tag.ends_with(root.rsplit(':').next().unwrap()));
+
+    // and ORAS's own client (oras-py) reads the same from the registry
+    let note = stdout(omnishim(&["note", "show"]).arg(&prog));
+    let ids: Vec<&str> = note.lines().filter_map(|l| l.split("  ").next()).collect();
+    assert_eq!(ids.len(), 2, "{note}");
+    let got = oras_check(
+        &reg.addr,
+        "graphs",
+        &tag,
+        ids[0],
+        ids[1],
+        &t.join("no-docker"),
+    );
+    assert_eq!(
+        got,
+        format!("ok {} blobs, {gitoids} manifests", layers.len() + 1)
+    );
+}
+
+/// An independent reader: oras-py (ORAS's Python SDK) gets the manifest by tag and every
+/// blob over plain HTTP, and checks from the raw bytes that each blob's sha256 is its
+/// digest, each manifest layer hashes (a git blob object, sha1 or sha256) to its gitoid
+/// annotation, and the root manifest annotations are the IDs the binary's note carries.
+const ORAS_CHECK: &str = r#"
+import hashlib, sys
+import oras.provider
+addr, repo, tag, want1, want256 = sys.argv[1:]
+ref = f"{addr}/{repo}:{tag}"
+reg = oras.provider.Registry(hostname=addr, insecure=True)
+m = reg.get_manifest(ref, allowed_media_type=["application/vnd.oci.image.manifest.v1+json"])
+def bad(why):
+    sys.exit(f"oras check: {why}")
+if m.get("artifactType") != "application/vnd.omnibor.graph.v1":
+    bad(f"artifactType {m.get('artifactType')}")
+ids = set()
+blobs = [m["config"]] + m["layers"]
+for d in blobs:
+    r = reg.get_blob(ref, d["digest"])
+    r.raise_for_status()
+    data = r.content
+    if "sha256:" + hashlib.sha256(data).hexdigest() != d["digest"] or len(data) != d["size"]:
+        bad(f"blob {d['digest']}: its bytes do not match")
+    if d["mediaType"] == "application/vnd.omnibor.manifest.v1+text":
+        uri = d["annotations"]["dev.omnibor.gitoid"]
+        alg = uri.split(":")[2]
+        h = hashlib.new(alg, b"blob %d\0" % len(data) + data).hexdigest()
+        if uri != f"gitoid:blob:{alg}:{h}":
+            bad(f"layer {d['digest']} hashes to {h}, annotated {uri}")
+        ids.add(uri)
+a = m["annotations"]
+roots = (a["dev.omnibor.manifest.sha1"], a["dev.omnibor.manifest.sha256"])
+if roots != (want1, want256):
+    bad(f"root manifests {roots}, the note says {(want1, want256)}")
+if not set(roots) <= ids:
+    bad("a root manifest is not among the layers")
+print(f"ok {len(blobs)} blobs, {len(ids)} manifests")
+"#;
+
+/// Run `ORAS_CHECK`; its one line of output.
+fn oras_check(addr: &str, repo: &str, tag: &str, sha1: &str, sha256: &str, cfg: &Path) -> String {
+    let o = Command::new(need("python3"))
+        .args(["-c", ORAS_CHECK, addr, repo, tag, sha1, sha256])
+        .env("DOCKER_CONFIG", cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -526,6 +784,99 @@ fn registry_faults_one_line_nothing_cached() {
     assert_eq!(
         String::from_utf8_lossy(&run_ok(&mut c).stdout),
         sources(&store, &prog)
+    );
+}
+
+/// A fake docker credential helper `docker-credential-NAME` in `dir`: the script's body
+/// after it has read the registry host from stdin into `$host` (and noted it in NAME.asked).
+fn cred_helper(dir: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("docker-credential-{name}"));
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 9\nhost=$(cat)\necho \"$host\" >> {}\n{body}\n",
+            dir.join(format!("{name}.asked")).display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn docker_credential_helpers_give_the_credentials() {
+    let (t, store) = recorded_prog();
+    let prog = t.join("prog");
+    let reg = Registry::start(Some(("builder", "s3cret")));
+    let bin = t.join("bin");
+    cred_helper(
+        &bin,
+        "omnitest",
+        r#"printf '{"ServerURL":"%s","Username":"builder","Secret":"s3cret"}' "$host""#,
+    );
+    cred_helper(&bin, "omnibroken", "echo 'keychain locked' >&2; exit 1");
+    cred_helper(
+        &bin,
+        "omniempty",
+        "echo 'credentials not found in native keychain'; exit 1",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let push = |config: String| {
+        let dc = t.join("docker");
+        t.write("docker/config.json", config);
+        omnishim(&["push", "--store"])
+            .arg(&store)
+            .arg(reg.repo())
+            .arg(&prog)
+            .env("DOCKER_CONFIG", &dc)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    // credHelpers for this registry, and credsStore for every registry: the helper is asked
+    // for this registry's host, and its answer logs in
+    for (config, asked) in [
+        (
+            format!(r#"{{"credHelpers":{{"{}":"omnitest"}}}}"#, reg.addr),
+            1,
+        ),
+        (r#"{"auths":{},"credsStore":"omnitest"}"#.to_string(), 2),
+    ] {
+        let o = push(config);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        let got = std::fs::read_to_string(bin.join("omnitest.asked")).unwrap();
+        assert_eq!(got, format!("{}\n", reg.addr).repeat(asked));
+    }
+    // a helper that fails: one line naming it and what it said, exit 2
+    let o = push(format!(
+        r#"{{"credHelpers":{{"{}":"omnibroken"}}}}"#,
+        reg.addr
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("docker-credential-omnibroken get") && e.contains("keychain locked"),
+        "{e}"
+    );
+    // a helper that is not there: one line
+    let o = push(r#"{"credsStore":"omnimissing"}"#.to_string());
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let e = err(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("docker-credential-omnimissing"), "{e}");
+    // a helper holding nothing for the host: anonymous, so the registry's 401
+    let o = push(r#"{"credsStore":"omniempty"}"#.to_string());
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("401"), "{}", err(&o));
+    assert_eq!(
+        std::fs::read_to_string(bin.join("omniempty.asked")).unwrap(),
+        format!("{}\n", reg.addr)
     );
 }
 
