@@ -29,30 +29,11 @@ pub struct HashCache {
 }
 
 struct Shard {
-    /// The log's whole lines, and where each key's line starts (keyed by the key's FNV hash:
-    /// no allocation per line; a lookup compares the key itself, so a hash collision is only
-    /// a miss).
+    /// The log's whole lines. A lookup searches them for the key at the start of a line,
+    /// rather than indexing every line when the log is read: a step looks up a few files
+    /// per shard, while a shard of the user's cache may hold thousands of lines.
     text: String,
-    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHash>>,
     appender: Option<fs::File>,
-}
-
-/// The FNV-1a hash is the map's hash already: pass it through.
-#[derive(Default)]
-struct KeyHash(u64);
-
-impl std::hash::Hasher for KeyHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -65,32 +46,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Shard {
-    /// Index a log's text. Only whole lines count: a last line without its newline may still
-    /// be being written.
+    /// A log's text. Only whole lines count: a last line without its newline may still be
+    /// being written.
     fn new(mut text: String) -> Shard {
         text.truncate(text.rfind('\n').map_or(0, |e| e + 1));
-        let mut shard = Shard {
-            index: Default::default(),
-            text: String::new(),
+        Shard {
+            text,
             appender: None,
-        };
-        shard.index.reserve(text.len() / 160);
-        let mut at = 0;
-        for line in text.split_inclusive('\n') {
-            if let Some((k, _)) = line.split_once(' ') {
-                shard.index.insert(fnv1a(k.as_bytes()), at);
-            }
-            at += line.len();
         }
-        shard.text = text;
-        shard
     }
 
-    /// Append a whole line (ending in a newline) to the text and the index.
+    /// Append whole lines (each ending in a newline) to the text.
     fn push(&mut self, line: &str) {
-        if let Some((k, _)) = line.split_once(' ') {
-            self.index.insert(fnv1a(k.as_bytes()), self.text.len());
-        }
         self.text.push_str(line);
     }
 
@@ -109,23 +76,27 @@ impl Shard {
                 let buf = &buf[(known - from) as usize..];
                 let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1);
                 if let Ok(text) = std::str::from_utf8(&buf[..end]) {
-                    for line in text.split_inclusive('\n') {
-                        self.push(line);
-                    }
+                    self.push(text);
                 }
             }
         }
         self.get(key).is_some()
     }
 
+    /// The entry of the last line whose key is `key` (a later line is a newer entry); a
+    /// line that does not parse is no entry.
     fn get(&self, key: &str) -> Option<Cached> {
-        let at = *self.index.get(&fnv1a(key.as_bytes()))?;
-        let line = self.text[at..].split('\n').next()?;
-        let (k, rest) = line.split_once(' ')?;
-        if k != key {
-            return None;
-        }
-        parse_entry(rest)
+        let text = self.text.as_bytes();
+        let mut needle = Vec::with_capacity(key.len() + 1);
+        needle.extend_from_slice(key.as_bytes());
+        needle.push(b' ');
+        // forward: the forward search is the vectorised one
+        let at = memchr::memmem::find_iter(text, &needle)
+            .filter(|&at| at == 0 || text[at - 1] == b'\n')
+            .last()?;
+        // the key and the space are ASCII: a character boundary; every line ends in '\n'
+        let rest = &self.text[at + needle.len()..];
+        parse_entry(&rest[..rest.find('\n')?])
     }
 }
 
