@@ -29,9 +29,10 @@ pub struct HashCache {
 }
 
 struct Shard {
-    /// The log's whole lines. A lookup searches them for the key at the start of a line,
-    /// rather than indexing every line when the log is read: a step looks up a few files
-    /// per shard, while a shard of the user's cache may hold thousands of lines.
+    /// The log's whole lines. A lookup looks through them for the key, rather than indexing
+    /// every line when the log is read: a step looks up a few files per shard, while a shard
+    /// of the user's cache may hold hundreds of lines (every header of /usr/include shares
+    /// one).
     text: String,
     appender: Option<fs::File>,
 }
@@ -84,19 +85,24 @@ impl Shard {
     }
 
     /// The entry of the last line whose key is `key` (a later line is a newer entry); a
-    /// line that does not parse is no entry.
+    /// line that does not parse is no entry. Lines are taken from the end, one `memrchr`
+    /// each: no set-up per lookup (a substring search builds its searcher for every key,
+    /// which cost more than this on the small logs a step reads) and no index of the lines
+    /// never asked for.
     fn get(&self, key: &str) -> Option<Cached> {
         let text = self.text.as_bytes();
-        let mut needle = Vec::with_capacity(key.len() + 1);
-        needle.extend_from_slice(key.as_bytes());
-        needle.push(b' ');
-        // forward: the forward search is the vectorised one
-        let at = memchr::memmem::find_iter(text, &needle)
-            .filter(|&at| at == 0 || text[at - 1] == b'\n')
-            .last()?;
-        // the key and the space are ASCII: a character boundary; every line ends in '\n'
-        let rest = &self.text[at + needle.len()..];
-        parse_entry(&rest[..rest.find('\n')?])
+        let k = key.as_bytes();
+        // every line ends in '\n': the last one ends the text
+        let mut end = text.len().checked_sub(1)?;
+        loop {
+            let start = memchr::memrchr(b'\n', &text[..end]).map_or(0, |n| n + 1);
+            let line = &text[start..end];
+            if line.len() > k.len() && line.starts_with(k) && line[k.len()] == b' ' {
+                // the key and the space are ASCII: a character boundary
+                return parse_entry(&self.text[start + k.len() + 1..end]);
+            }
+            end = start.checked_sub(1)?;
+        }
     }
 }
 
