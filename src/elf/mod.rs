@@ -505,9 +505,7 @@ fn read_note_parts(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     if len <= 256 << 10 {
-        let mut v = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut &f, &mut v)?;
-        return Ok(v);
+        return crate::store::read_up_to(&f, len as usize);
     }
     // zero pages cost nothing until written
     let mut buf = vec![0u8; len as usize];

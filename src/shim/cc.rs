@@ -86,6 +86,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
     };
     let chain = finder.chain_with(&r.tool);
+    super::phase::mark("resolve");
     super::set_step(&r.tool, &r.args);
     let passthrough = |reason: Option<&str>| -> ! {
         if let Some(reason) = reason {
@@ -105,6 +106,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (expanded, had_rsp) = rsp::expand(&strs, &cwd);
     let step = gcc::classify(&expanded);
+    super::phase::mark("classify");
     match &step.mode {
         Mode::Info | Mode::Preprocess | Mode::NoOutput => passthrough(None),
         Mode::Unsupported(reason) => {
@@ -137,6 +139,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             passthrough(None);
         }
     };
+    super::phase::mark("private_tmp");
     let plan = match plan(&step, &expanded, &strs, had_rsp, tmp.path(), &r, &chain) {
         Ok(p) => p,
         Err(e) => {
@@ -152,7 +155,9 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         .iter()
         .map(|o| record::absolute(&cwd, &arg::path(o)))
         .collect();
+    super::phase::mark("plan");
     super::begin_step(&abs_outputs);
+    super::phase::mark("inflight_begin");
     let mut all = r.pre.clone();
     all.extend(plan.args.iter().map(|a| arg::to_os(a)));
     let mut cmd = run::command(&r.tool, &all, &chain);
@@ -161,6 +166,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
             cmd.env("PATH", p);
         }
     }
+    super::phase::mark("command");
     let status = match run::run(cmd) {
         Ok(s) => s,
         Err(e) => {
@@ -173,12 +179,15 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         drop(tmp);
         run::exit_like(status);
     }
+    super::phase::mark("tool");
     let what = outputs
         .first()
         .map(|o| arg::display(o))
         .unwrap_or_else(|| "step".into());
     let result = collect_and_record(&r, &step, &expanded, &plan, &chain, tmp.path(), &strs);
+    super::phase::mark("record");
     drop(tmp);
+    super::phase::mark("tmp_removed");
     if let Err(e) = result {
         if let Some(code) = super::report_failure(&what, &e) {
             super::remove_unrecorded(&abs_outputs);
@@ -507,6 +516,7 @@ fn collect_and_record(
     original: &[String],
 ) -> Result<(), record::RecordError> {
     let rec = Recorder::new()?;
+    super::phase::mark("recorder");
     let outputs = step.outputs();
     // What the compiler read, per source.
     let mut per_source: Vec<Vec<String>> = Vec::new();
@@ -532,11 +542,13 @@ fn collect_and_record(
     for deps in &mut per_source {
         drop_special_inputs(deps, &step.sources);
     }
+    super::phase::mark("depfile");
     let mut recorded: Vec<String> = Vec::new();
     match step.mode {
         Mode::Compile | Mode::Assemble => {
             for (out, deps) in outputs.iter().zip(&per_source) {
                 let inputs = link::identify_all(&rec, deps)?;
+                super::phase::mark("identify");
                 let out = arg::path(out);
                 rec.output(&out, &inputs)?;
                 recorded.push(rec.abs(&out).to_string_lossy().into_owned());
@@ -561,6 +573,8 @@ fn collect_and_record(
         }
         _ => {}
     }
+    super::phase::mark("outputs");
     super::log_recorded(&rec, &r.tool, original, &recorded)?;
+    super::phase::mark("step_log");
     Ok(())
 }

@@ -110,12 +110,17 @@ pub fn record_link(
             paths.push(p);
         }
     }
+    super::phase::mark("ld_deps");
     let inputs = identify_all(rec, &paths)?;
+    super::phase::mark("identify");
     let written = rec.output_full(output, &inputs)?;
+    super::phase::mark("output");
     if let (LinkMap::File(f), false) = (map, may_use_lto(args)) {
         record_members(rec, &inputs, &written, f)?;
     }
-    rec.dynamic(&written.ids, &dynamic)
+    let r = rec.dynamic(&written.ids, &dynamic);
+    super::phase::mark("members_dynamic");
+    r
 }
 
 /// With LTO the linker's map names the objects it compiled itself (lld and mold write

@@ -94,6 +94,7 @@ pub fn run(mut cmd: Command) -> std::io::Result<ExitStatus> {
 pub fn exit_like(st: ExitStatus) -> ! {
     // the step is over: recorded, failed, or its failure reported
     super::inflight::end();
+    super::phase::mark("inflight_end");
     if let Some(sig) = st.signal() {
         // SAFETY: restoring the default action and re-raising the same signal.
         unsafe {

@@ -29,30 +29,12 @@ pub struct HashCache {
 }
 
 struct Shard {
-    /// The log's whole lines, and where each key's line starts (keyed by the key's FNV hash:
-    /// no allocation per line; a lookup compares the key itself, so a hash collision is only
-    /// a miss).
+    /// The log's whole lines. A lookup looks through them for the key, rather than indexing
+    /// every line when the log is read: a step looks up a few files per shard, while a shard
+    /// of the user's cache may hold hundreds of lines (every header of /usr/include shares
+    /// one).
     text: String,
-    index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<KeyHash>>,
     appender: Option<fs::File>,
-}
-
-/// The FNV-1a hash is the map's hash already: pass it through.
-#[derive(Default)]
-struct KeyHash(u64);
-
-impl std::hash::Hasher for KeyHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -65,32 +47,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Shard {
-    /// Index a log's text. Only whole lines count: a last line without its newline may still
-    /// be being written.
+    /// A log's text. Only whole lines count: a last line without its newline may still be
+    /// being written.
     fn new(mut text: String) -> Shard {
         text.truncate(text.rfind('\n').map_or(0, |e| e + 1));
-        let mut shard = Shard {
-            index: Default::default(),
-            text: String::new(),
+        Shard {
+            text,
             appender: None,
-        };
-        shard.index.reserve(text.len() / 160);
-        let mut at = 0;
-        for line in text.split_inclusive('\n') {
-            if let Some((k, _)) = line.split_once(' ') {
-                shard.index.insert(fnv1a(k.as_bytes()), at);
-            }
-            at += line.len();
         }
-        shard.text = text;
-        shard
     }
 
-    /// Append a whole line (ending in a newline) to the text and the index.
+    /// Append whole lines (each ending in a newline) to the text.
     fn push(&mut self, line: &str) {
-        if let Some((k, _)) = line.split_once(' ') {
-            self.index.insert(fnv1a(k.as_bytes()), self.text.len());
-        }
         self.text.push_str(line);
     }
 
@@ -109,23 +77,32 @@ impl Shard {
                 let buf = &buf[(known - from) as usize..];
                 let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |e| e + 1);
                 if let Ok(text) = std::str::from_utf8(&buf[..end]) {
-                    for line in text.split_inclusive('\n') {
-                        self.push(line);
-                    }
+                    self.push(text);
                 }
             }
         }
         self.get(key).is_some()
     }
 
+    /// The entry of the last line whose key is `key` (a later line is a newer entry); a
+    /// line that does not parse is no entry. Lines are taken from the end, one `memrchr`
+    /// each: no set-up per lookup (a substring search builds its searcher for every key,
+    /// which cost more than this on the small logs a step reads) and no index of the lines
+    /// never asked for.
     fn get(&self, key: &str) -> Option<Cached> {
-        let at = *self.index.get(&fnv1a(key.as_bytes()))?;
-        let line = self.text[at..].split('\n').next()?;
-        let (k, rest) = line.split_once(' ')?;
-        if k != key {
-            return None;
+        let text = self.text.as_bytes();
+        let k = key.as_bytes();
+        // every line ends in '\n': the last one ends the text
+        let mut end = text.len().checked_sub(1)?;
+        loop {
+            let start = memchr::memrchr(b'\n', &text[..end]).map_or(0, |n| n + 1);
+            let line = &text[start..end];
+            if line.len() > k.len() && line.starts_with(k) && line[k.len()] == b' ' {
+                // the key and the space are ASCII: a character boundary
+                return parse_entry(&self.text[start + k.len() + 1..end]);
+            }
+            end = start.checked_sub(1)?;
         }
-        parse_entry(rest)
     }
 }
 

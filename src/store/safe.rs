@@ -357,7 +357,6 @@ impl Dir {
 
     /// `read`; with `private`, a file another user owns is refused.
     pub fn read_owned(&self, name: &OsStr, private: bool) -> Result<Option<Vec<u8>>, StoreError> {
-        use std::io::Read;
         let f = match self.open_raw(name, libc::O_RDONLY, 0) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -371,11 +370,7 @@ impl Dir {
         // and the position again, and read once more to see the end). A log appended to
         // meanwhile is read up to that size, as it was when opened.
         let size = usize::try_from(st.st_size).unwrap_or(0);
-        let mut out = Vec::with_capacity(size);
-        (&f).take(size as u64)
-            .read_to_end(&mut out)
-            .map_err(self.io(name))?;
-        Ok(Some(out))
+        read_up_to(&f, size).map(Some).map_err(self.io(name))
     }
 
     /// Open a log for appending, creating it (0644 under the umask). Only a regular file with
@@ -570,4 +565,38 @@ pub fn names_below<'a>(root: &Path, path: &'a Path) -> Option<Vec<&'a OsStr>> {
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Up to `size` bytes from the start of a file, in as few reads as the kernel allows (one,
+/// for a file of that size; `read_to_end` starts with a small read and grows); fewer if the
+/// file is shorter by now. The buffer is not zeroed first (the bytes read are the only ones
+/// kept): zeroing a shared library's 200 KB costs more than reading it from the page cache.
+pub(crate) fn read_up_to(f: &File, size: usize) -> io::Result<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(size);
+    while out.len() < size {
+        let n = out.len();
+        // SAFETY: pread writes at most `size - n` bytes into the spare capacity after the
+        // `n` bytes read so far, and returns how many it wrote; only those become part of
+        // the vector.
+        let k = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                out.as_mut_ptr().add(n).cast(),
+                size - n,
+                n as libc::off_t,
+            )
+        };
+        match k {
+            0 => break,
+            // SAFETY: the `k` bytes after `n` were just written
+            k if k > 0 => unsafe { out.set_len(n + k as usize) },
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
