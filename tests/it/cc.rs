@@ -69,7 +69,7 @@ fn object_manifest_equals_dash_m_for_gcc_and_clang() {
         let want = gitoid_set(&dash_m(cc, t.path(), &flags, "src.c"), t.path());
         assert!(want.len() > 10, "{cc}: system headers expected in -M");
         assert_eq!(manifest_inputs(&store, &t.join("src.o")), want, "{cc}");
-        run_ok(&mut omnishim(&["store", "verify", "--store"]).arg(&store));
+        run_ok(omnishim(&["store", "verify", "--store"]).arg(&store));
     }
 }
 
@@ -275,7 +275,7 @@ fn check_examples_build(t: &Tmp, store: &Path, out: &Path, exact_trace: bool) {
                 .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         }
     }
-    run_ok(&mut omnishim(&["store", "verify", "--store"]).arg(store));
+    run_ok(omnishim(&["store", "verify", "--store"]).arg(store));
     // each link's manifest against the linker's own --trace
     let log = std::fs::read_to_string(s.steps_log()).unwrap();
     let mut links = 0;

@@ -561,7 +561,7 @@ fn driver_outputs(cc: &str, dir: &std::path::Path, argv: &[String]) -> Option<BT
             .windows(2)
             .filter(|w| w[0] == "-o")
             .map(|w| w[1].clone())
-            .last();
+            .next_back();
         if let Some(o) = last_o.filter(|o| !o.starts_with('/') && o != "-") {
             set.insert(o);
         }

@@ -664,7 +664,7 @@ fn xz_wrapped_make_check_passes_and_graphs_match_dwarf() {
     );
     let xz = src.join("src/xz/.libs/xz");
     assert_eq!(
-        check(&[], &[xz.clone()]).status.code(),
+        check(&[], std::slice::from_ref(&xz)).status.code(),
         Some(0),
         "xz links liblzma dynamically"
     );
@@ -672,7 +672,7 @@ fn xz_wrapped_make_check_passes_and_graphs_match_dwarf() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("liblzma.so"));
     // the whole tree at once, cold: every hit is a real one
-    let out = check(&["--follow-dynamic"], &[src.clone()]);
+    let out = check(&["--follow-dynamic"], std::slice::from_ref(&src));
     assert_eq!(out.status.code(), Some(1));
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(summary.contains("ELF files checked"), "{summary}");

@@ -62,7 +62,7 @@ fn gitoids_equal_git_hash_object() {
         }),
         t.write("r50m", pseudo_random(50 << 20, 4)),
     ];
-    files.push(PathBuf::from(std::fs::canonicalize(need("gcc")).unwrap()));
+    files.push(std::fs::canonicalize(need("gcc")).unwrap());
     for f in &files {
         let ours = gitoid::ids_of_file(f).unwrap();
         assert_eq!(
@@ -215,7 +215,7 @@ fn sixty_four_writers_one_store() {
         }
     }
     assert_eq!(expected, want);
-    run_ok(&mut omnishim(&["store", "verify", "--store"]).arg(&store));
+    run_ok(omnishim(&["store", "verify", "--store"]).arg(&store));
     // every manifest present exactly once, no temporaries left behind
     let mut found = Vec::new();
     for alg in Alg::ALL {
@@ -254,7 +254,7 @@ fn store_verify_finds_corruption_and_dangling_references() {
     let mut parent = Manifest::new(Alg::Sha1);
     parent.add(gitoid::ids_of_bytes(b"b.o").sha1, Some(cid));
     let pid = store.put_manifest(&parent).unwrap();
-    run_ok(&mut omnishim(&["store", "verify", "--store"]).arg(store.root()));
+    run_ok(omnishim(&["store", "verify", "--store"]).arg(store.root()));
     let shown = stdout(omnishim(&["manifest", "show", &pid.uri(), "--store"]).arg(store.root()));
     assert_eq!(shown.as_bytes(), parent.to_bytes());
 

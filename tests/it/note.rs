@@ -128,8 +128,8 @@ fn one_small_note_per_output_with_every_linker() {
     assert_eq!(omnibor_entries(&w.join("combined.o")), 2);
     for ld in ["bfd", "gold", "lld", "mold"] {
         for (mode, extra) in [("exe", &[][..]), ("gc", &["-Wl,--gc-sections"][..])] {
-            let out = w.join(&format!("prog-{ld}-{mode}"));
-            let bare = b.join(&format!("prog-{ld}-{mode}"));
+            let out = w.join(format!("prog-{ld}-{mode}"));
+            let bare = b.join(format!("prog-{ld}-{mode}"));
             let link = |mut c: Command, o: &Path| {
                 run_ok(
                     c.current_dir(o.parent().unwrap())
@@ -158,7 +158,7 @@ fn one_small_note_per_output_with_every_linker() {
             );
         }
         // a shared library linked by the linker directly
-        let so = w.join(&format!("lib-{ld}.so"));
+        let so = w.join(format!("lib-{ld}.so"));
         let linker = match ld {
             "mold" => "mold".to_string(),
             other => format!("ld.{other}"),
@@ -221,8 +221,8 @@ fn notes_gathered_by_a_linker_script() {
         .unwrap();
     }
     for ld in ["bfd", "gold", "lld"] {
-        let out = w.join(&format!("gathered-{ld}"));
-        let bare = b.join(&format!("gathered-{ld}"));
+        let out = w.join(format!("gathered-{ld}"));
+        let bare = b.join(format!("gathered-{ld}"));
         let link = |mut c: Command, o: &Path| {
             run_ok(
                 c.current_dir(o.parent().unwrap())
