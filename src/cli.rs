@@ -570,7 +570,7 @@ impl From<u8> for ExitCode {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(crate::argv::args_os()) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

@@ -5,6 +5,7 @@
 //! multicall binary on the name it was run as.
 
 pub mod archive;
+pub mod argv;
 pub mod attest;
 pub mod audit;
 pub mod classify;

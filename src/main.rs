@@ -11,16 +11,23 @@ use omnishim::shim::{self, Invoked};
 // come from glibc as before (std::env reads them at load time); leaving goes through
 // `std::process::exit`, which flushes stdout. SIGPIPE keeps the disposition we were started
 // with (the runtime would ignore it): `omnishim resolve ... | head` ends quietly.
+/// musl's own allocator hands big blocks back to the kernel at once (munmap), and a shim
+/// that does that after its tool ran pays for a TLB flush on every CPU the tool ran on
+/// (see `shim::keep_memory` for glibc); TLSF never gives memory back, and a shim's life is
+/// short.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: rlsf::GlobalTlsf = rlsf::GlobalTlsf::new();
+
 #[no_mangle]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    // SAFETY: argc and argv as the C runtime hands them to main
+    unsafe { omnishim::argv::record(argc, argv) };
     std::process::exit(start().0.into())
 }
 
 fn start() -> ExitCode {
-    let mut args = std::env::args_os();
+    let mut args = omnishim::argv::args_os();
     let argv0 = args.next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
         .file_name()

@@ -55,7 +55,7 @@ pub fn report_failure(what: &str, err: &dyn std::fmt::Display) -> Option<i32> {
         Some((t, a)) => (t.clone(), a.clone()),
         None => {
             // ld and ar shims: the name they were called by, and their arguments
-            let mut all = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+            let mut all = crate::argv::args_os().map(|a| a.to_string_lossy().into_owned());
             (PathBuf::from(all.next().unwrap_or_default()), all.collect())
         }
     };
@@ -177,7 +177,7 @@ pub fn resolve_tool(finder: &find::Finder, invoked: &Invoked, var: &str, default
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| default.to_string()),
     };
-    let invoked_with_path = std::env::args_os()
+    let invoked_with_path = crate::argv::args_os()
         .next()
         .is_some_and(|a| a.to_string_lossy().contains('/'));
     if !name.contains('/') && !invoked_with_path {
