@@ -15,6 +15,8 @@ pub mod depfile;
 pub mod elf;
 pub mod export;
 pub mod gitoid;
+#[cfg(target_env = "musl")]
+pub mod heap;
 pub mod manifest;
 pub mod registry;
 pub mod render;

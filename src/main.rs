@@ -11,13 +11,10 @@ use omnishim::shim::{self, Invoked};
 // come from glibc as before (std::env reads them at load time); leaving goes through
 // `std::process::exit`, which flushes stdout. SIGPIPE keeps the disposition we were started
 // with (the runtime would ignore it): `omnishim resolve ... | head` ends quietly.
-/// musl's own allocator hands big blocks back to the kernel at once (munmap), and a shim
-/// that does that after its tool ran pays for a TLB flush on every CPU the tool ran on
-/// (see `shim::keep_memory` for glibc); TLSF never gives memory back, and a shim's life is
-/// short.
+/// A musl build's allocator (see `heap`).
 #[cfg(target_env = "musl")]
 #[global_allocator]
-static ALLOC: rlsf::GlobalTlsf = rlsf::GlobalTlsf::new();
+static ALLOC: omnishim::heap::Heap = omnishim::heap::Heap::new();
 
 #[no_mangle]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {

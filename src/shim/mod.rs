@@ -159,6 +159,9 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
 /// 1.3-2 ms for one 1.9 MB buffer, in a step whose own work takes 1 ms). A shim ends
 /// moments later, which frees it all at once.
 fn keep_memory() {
+    crate::store::keep_mappings();
+    #[cfg(target_env = "musl")]
+    crate::heap::keep();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's parameters (32 MiB: glibc's largest)
     unsafe {

@@ -29,12 +29,62 @@ pub struct HashCache {
 }
 
 struct Shard {
-    /// The log's whole lines. A lookup looks through them for the key, rather than indexing
-    /// every line when the log is read: a step looks up a few files per shard, while a shard
-    /// of the user's cache may hold hundreds of lines (every header of /usr/include shares
-    /// one).
-    text: String,
+    /// The log's whole lines when it was read: the user's own logs mapped (see
+    /// `Dir::map_owned`), the store's read. A lookup looks through them for the key, rather
+    /// than indexing every line when the log is read: a step looks up a few files per shard,
+    /// while a shard of the user's cache may hold hundreds of lines (every header of
+    /// /usr/include shares one).
+    base: Text,
+    /// How much of `base` is whole lines.
+    base_len: usize,
+    /// Whole lines appended since, by this process or (read in `catch_up`) by others: kept
+    /// apart so that an append does not copy the log's text into a larger buffer.
+    extra: String,
+    /// Where the last line of each key starts in `base`, by the key's FNV-1a hash, built
+    /// at the shard's third lookup: scanning costs a step about 3 us a header in the
+    /// user's shard of a system directory (hundreds of lines), an index about 40 ns a line
+    /// once. A step that looks up one or two files of a shard does not pay for it.
+    index: Option<std::collections::HashMap<u64, u32, PassHash>>,
+    lookups: u32,
     appender: Option<fs::File>,
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default, Clone, Copy)]
+struct PassHash(u64);
+
+impl std::hash::Hasher for PassHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // only u64 keys reach here (write_u64); anything else still hashes
+        self.0 = fnv1a(bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl std::hash::BuildHasher for PassHash {
+    type Hasher = PassHash;
+    fn build_hasher(&self) -> PassHash {
+        PassHash(0)
+    }
+}
+
+enum Text {
+    Read(Vec<u8>),
+    Mapped(super::safe::Mapped),
+}
+
+impl Text {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Text::Read(v) => v,
+            Text::Mapped(m) => m.bytes(),
+        }
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -49,17 +99,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl Shard {
     /// A log's text. Only whole lines count: a last line without its newline may still be
     /// being written.
-    fn new(mut text: String) -> Shard {
-        text.truncate(text.rfind('\n').map_or(0, |e| e + 1));
+    fn new(base: Text) -> Shard {
+        let b = base.bytes();
+        let base_len = b.iter().rposition(|&c| c == b'\n').map_or(0, |e| e + 1);
         Shard {
-            text,
+            base,
+            base_len,
+            extra: String::new(),
+            index: None,
+            lookups: 0,
             appender: None,
         }
     }
 
+    /// How much of the log this shard knows.
+    fn known(&self) -> u64 {
+        (self.base_len + self.extra.len()) as u64
+    }
+
     /// Append whole lines (each ending in a newline) to the text.
     fn push(&mut self, line: &str) {
-        self.text.push_str(line);
+        self.extra.push_str(line);
     }
 
     /// Take in the whole lines appended to the log since it was read; true when `key` has
@@ -67,7 +127,7 @@ impl Shard {
     /// a line from a writer that does not lock, is not read again.
     fn catch_up(&mut self, f: &fs::File, key: &str) -> bool {
         use std::os::unix::fs::FileExt;
-        let known = self.text.len() as u64;
+        let known = self.known();
         let len = f.metadata().map_or(0, |m| m.len());
         if len > known {
             // from the newline that ends what we know
@@ -85,24 +145,95 @@ impl Shard {
     }
 
     /// The entry of the last line whose key is `key` (a later line is a newer entry); a
-    /// line that does not parse is no entry. Lines are taken from the end, one `memrchr`
-    /// each: no set-up per lookup (a substring search builds its searcher for every key,
-    /// which cost more than this on the small logs a step reads) and no index of the lines
-    /// never asked for.
-    fn get(&self, key: &str) -> Option<Cached> {
-        let text = self.text.as_bytes();
-        let k = key.as_bytes();
-        // every line ends in '\n': the last one ends the text
-        let mut end = text.len().checked_sub(1)?;
-        loop {
-            let start = memchr::memrchr(b'\n', &text[..end]).map_or(0, |n| n + 1);
-            let line = &text[start..end];
-            if line.len() > k.len() && line.starts_with(k) && line[k.len()] == b' ' {
-                // the key and the space are ASCII: a character boundary
-                return parse_entry(&self.text[start + k.len() + 1..end]);
-            }
-            end = start.checked_sub(1)?;
+    /// line that does not parse is no entry.
+    fn get(&mut self, key: &str) -> Option<Cached> {
+        if let Some(c) = last_entry(self.extra.as_bytes(), key) {
+            return Some(c);
         }
+        let base = &self.base.bytes()[..self.base_len];
+        self.lookups += 1;
+        if self.index.is_none() && self.lookups >= 3 && base.len() > 4096 {
+            self.index = Some(index_lines(base));
+        }
+        match &self.index {
+            Some(ix) => {
+                let start = *ix.get(&fnv1a(key.as_bytes()))? as usize;
+                let line = &base[start..];
+                let end = line.iter().position(|&b| b == b'\n')?;
+                match entry_of_line(&line[..end], key) {
+                    Some(c) => Some(c),
+                    // two keys with one hash: the index holds the other one's line
+                    None => last_entry(base, key),
+                }
+            }
+            None => last_entry(base, key),
+        }
+    }
+}
+
+/// Where each key's last line starts in `text` (whole lines), by the key's hash.
+fn index_lines(text: &[u8]) -> std::collections::HashMap<u64, u32, PassHash> {
+    let mut ix = std::collections::HashMap::with_capacity_and_hasher(text.len() / 128, PassHash(0));
+    let mut start = 0;
+    while start < text.len() {
+        let end = next_newline(&text[start..]).map_or(text.len(), |n| start + n);
+        let line = &text[start..end];
+        if let (Some(sp), Ok(at)) = (line.iter().position(|&b| b == b' '), u32::try_from(start)) {
+            ix.insert(fnv1a(&line[..sp]), at);
+        }
+        start = end + 1;
+    }
+    ix
+}
+
+/// The entry a line gives for `key`, if it is that key's line.
+fn entry_of_line(line: &[u8], key: &str) -> Option<Cached> {
+    let k = key.as_bytes();
+    if line.len() > k.len() && line.starts_with(k) && line[k.len()] == b' ' {
+        // a line that is not UTF-8 is no entry
+        return std::str::from_utf8(&line[k.len() + 1..])
+            .ok()
+            .and_then(parse_entry);
+    }
+    None
+}
+
+/// Where the last newline of `hay` is. On x86_64 the SSE2 search, which every such CPU has:
+/// the generic one first asks the CPU which extensions it has (a dozen `cpuid`
+/// instructions, each a trap to the hypervisor in a virtual machine: about 50 us at every
+/// shim start, where nothing else needs the answer).
+fn last_newline(hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+        return s.rfind(hay);
+    }
+    memchr::memrchr(b'\n', hay)
+}
+
+/// Where the first newline of `hay` is (SSE2 on x86_64, as `last_newline`).
+fn next_newline(hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(s) = memchr::arch::x86_64::sse2::memchr::One::new(b'\n') {
+        return s.find(hay);
+    }
+    memchr::memchr(b'\n', hay)
+}
+
+/// The entry of the last line of `text` (whole lines) whose key is `key`. Lines are taken
+/// from the end, one `memrchr` each: no set-up per lookup (a substring search builds its
+/// searcher for every key, which cost more than this on the small logs a step reads) and no
+/// index of the lines never asked for.
+fn last_entry(text: &[u8], key: &str) -> Option<Cached> {
+    let k = key.as_bytes();
+    // every line ends in '\n': the last one ends the text
+    let mut end = text.len().checked_sub(1)?;
+    loop {
+        let start = last_newline(&text[..end]).map_or(0, |n| n + 1);
+        let line = &text[start..end];
+        if line.len() > k.len() && line.starts_with(k) && line[k.len()] == b' ' {
+            return entry_of_line(line, key);
+        }
+        end = start.checked_sub(1)?;
     }
 }
 
@@ -163,38 +294,48 @@ impl Logs {
     /// A shard log's text. A symlink or a foreign file is an error (the store is refused);
     /// anything else that keeps us from reading it (another user's store) is an empty log.
     /// In the user's cache, a log another user owns is no log at all.
-    fn read_shard(&self, name: &str) -> Result<String, StoreError> {
+    fn read_shard(&self, name: &str) -> Result<Text, StoreError> {
         let private = self.private();
-        let bytes = match self.with_dir(false, |d| d.read_owned(OsStr::new(name), private)) {
-            Ok(Some(Ok(Some(b)))) => b,
-            Ok(None | Some(Ok(None))) => return Ok(String::new()),
+        let empty = || Text::Read(Vec::new());
+        let text = if private {
+            self.with_dir(false, |d| {
+                d.map_owned(OsStr::new(name)).map(|m| m.map(Text::Mapped))
+            })
+        } else {
+            self.with_dir(false, |d| {
+                d.read_owned(OsStr::new(name), false)
+                    .map(|b| b.map(Text::Read))
+            })
+        };
+        let text = match text {
+            Ok(Some(Ok(Some(t)))) => t,
+            Ok(None | Some(Ok(None))) => return Ok(empty()),
             Err(e) | Ok(Some(Err(e))) => {
                 return if e.is_refusal() && !private {
                     Err(e)
                 } else {
-                    Ok(String::new())
+                    Ok(empty())
                 }
             }
         };
-        if bytes.len() as u64 > SHARD_CAP {
+        if text.bytes().len() as u64 > SHARD_CAP {
             // start over with a new empty log renamed into place (never truncating the
             // file that is there); appends racing with it may be lost: it is a cache
             let _ = self.with_dir(false, |d| d.write_replace(OsStr::new(name), b"", FILE_MODE));
-            return Ok(String::new());
+            return Ok(empty());
         }
-        Ok(String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        Ok(text)
     }
 
     /// Run `f` on a shard, reading its log the first time this process needs it.
     fn with_shard<T>(&self, name: &str, f: impl FnOnce(&mut Shard) -> T) -> Result<T, StoreError> {
         let mut shards = self.shards.borrow_mut();
-        let shard = match shards.entry(name.to_string()) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Shard::new(self.read_shard(name)?))
-            }
-        };
+        if let Some(shard) = shards.get_mut(name) {
+            return Ok(f(shard));
+        }
+        let shard = shards
+            .entry(name.to_string())
+            .or_insert(Shard::new(self.read_shard(name)?));
         Ok(f(shard))
     }
 
@@ -435,7 +576,16 @@ fn parse_entry(rest: &str) -> Option<Cached> {
 /// The entry for `key` in a log's text (the fuzz target's way in).
 #[doc(hidden)]
 pub fn find_entry(text: &str, key: &str) -> Option<Cached> {
-    Shard::new(text.to_string()).get(key)
+    Shard::new(Text::Read(text.as_bytes().to_vec())).get(key)
+}
+
+/// The entry for `key` found through a shard's index (the fuzz target checks it against
+/// `find_entry`).
+#[doc(hidden)]
+pub fn find_entry_indexed(text: &str, key: &str) -> Option<Cached> {
+    let mut s = Shard::new(Text::Read(text.as_bytes().to_vec()));
+    s.index = Some(index_lines(&s.base.bytes()[..s.base_len]));
+    s.get(key)
 }
 
 /// What the hash cache knows of a file.
@@ -480,6 +630,44 @@ mod tests {
         );
         assert!(find_entry(&bad, "1-2-3").is_some_and(|c| c.ids == a));
         assert!(find_entry(&bad[..bad.len() - text.len()], "1-2-3").is_none());
+        // the index answers as the scan does, on each of these texts
+        for t in [&text, &line("1-2-34"), &bad, &bad[..bad.len() - text.len()]] {
+            for k in ["1-2-3", "1-2-34", "01-2-3", "2"] {
+                assert_eq!(
+                    find_entry(t, k).map(|c| (c.ids, c.elf)),
+                    find_entry_indexed(t, k).map(|c| (c.ids, c.elf)),
+                    "{k} in {t:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shard_index_finds_the_newest_line_of_each_key() {
+        let ids: Vec<Ids> = (0..3u8).map(|i| gitoid::ids_of_bytes(&[i])).collect();
+        let line = |k: &str, i: usize, kind: &str| {
+            format!("{k} {} {} {kind}\n", ids[i].sha1.hex(), ids[i].sha256.hex())
+        };
+        // 300 keys, each written twice (the second time with other IDs), one key's newest
+        // line torn in the middle, and a last line without its newline
+        let mut text = String::new();
+        for round in 0..2 {
+            for k in 0..300 {
+                text.push_str(&line(&format!("fe00-{k:x}-10-1.0-1.0"), round, "-"));
+            }
+        }
+        text.push_str("fe00-7-10-1.0-1.0 zz\n");
+        text.push_str(line("fe00-8-10-1.0-1.0", 2, "elf").trim_end());
+        let mut shard = Shard::new(Text::Read(text.clone().into_bytes()));
+        for k in 0..300 {
+            let key = format!("fe00-{k:x}-10-1.0-1.0");
+            let got = shard.get(&key).map(|c| c.ids);
+            let want = if k == 7 { None } else { Some(ids[1]) };
+            assert_eq!(got, want, "{key}");
+            assert_eq!(find_entry(&text, &key).map(|c| c.ids), want, "scan, {key}");
+        }
+        assert!(shard.index.is_some(), "a shard looked up often is indexed");
+        assert!(shard.get("fe00-12c-10-1.0-1.0").is_none());
     }
 
     #[test]
