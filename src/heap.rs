@@ -25,21 +25,7 @@ struct Chunks;
 unsafe impl FlexSource for Chunks {
     unsafe fn alloc(&mut self, min_size: usize) -> Option<NonNull<[u8]>> {
         let len = min_size.max(1 << 20).checked_add(4095)? & !4095;
-        // SAFETY: a new private anonymous mapping; the result is checked
-        let p = unsafe {
-            libc::mmap(
-                null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        NonNull::new(core::ptr::slice_from_raw_parts_mut(p.cast::<u8>(), len))
+        NonNull::new(core::ptr::slice_from_raw_parts_mut(map(len)?, len))
     }
 
     fn min_align(&self) -> usize {
