@@ -195,3 +195,53 @@ unsafe impl GlobalAlloc for Heap {
             .map_or(null_mut(), |p| p.as_ptr())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_keep_their_bytes_through_growth_and_big_zeroed_blocks_come_zeroed() {
+        let heap = Heap::new();
+        // SAFETY: every block is used within its layout and given back once, with it
+        unsafe {
+            // many small blocks, each filled with its own byte, then checked and freed
+            let small: Vec<(*mut u8, Layout)> = (1..2000usize)
+                .map(|i| {
+                    let l = Layout::from_size_align(i % 300 + 1, 8).unwrap();
+                    let p = heap.alloc(l);
+                    assert!(!p.is_null());
+                    core::ptr::write_bytes(p, (i % 251) as u8, l.size());
+                    (p, l)
+                })
+                .collect();
+            for (i, (p, l)) in small.iter().enumerate() {
+                let b = core::slice::from_raw_parts(*p, l.size());
+                assert!(b.iter().all(|&x| x == ((i + 1) % 251) as u8), "block {i}");
+                heap.dealloc(*p, *l);
+            }
+            // a big zeroed block (mapped on its own): zero, writable, and grown into the
+            // heap with its bytes
+            let l = Layout::from_size_align(3 << 20, 16).unwrap();
+            let p = heap.alloc_zeroed(l);
+            assert!(!p.is_null());
+            assert!(core::slice::from_raw_parts(p, l.size())
+                .iter()
+                .all(|&x| x == 0));
+            *p.add(12345) = 7;
+            let q = heap.realloc(p, l, 4 << 20);
+            assert!(!q.is_null());
+            assert_eq!(*q.add(12345), 7);
+            assert_eq!(*q.add(12346), 0);
+            heap.dealloc(q, Layout::from_size_align(4 << 20, 16).unwrap());
+            // a small block grown past a chunk keeps its bytes
+            let l = Layout::from_size_align(64, 64).unwrap();
+            let p = heap.alloc(l);
+            core::ptr::write_bytes(p, 9, 64);
+            let q = heap.realloc(p, l, 2 << 20);
+            assert!(core::slice::from_raw_parts(q, 64).iter().all(|&x| x == 9));
+            assert_eq!(q as usize % 64, 0);
+            heap.dealloc(q, Layout::from_size_align(2 << 20, 64).unwrap());
+        }
+    }
+}
