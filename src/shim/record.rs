@@ -190,9 +190,13 @@ impl Recorder {
         let cached = self.cache.lookup(&path).map_err(io_err(&path))?;
         let ids = cached.ids;
         let mut manifest = NoteIds::default();
-        if cached.elf {
+        if cached.elf && !cached.no_note {
             // A note we cannot read is an input without a manifest, not a failed step.
-            manifest = elf::read_note_file(&path).unwrap_or_default();
+            match elf::read_note_file(&path) {
+                Ok(n) if n.is_empty() => self.cache.note_absent(&path, &cached),
+                Ok(n) => manifest = n,
+                Err(_) => {}
+            }
         }
         if manifest.is_empty() {
             manifest = self.target(&ids);

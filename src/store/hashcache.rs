@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 /// mtime and ctime in nanoseconds. Any write to the file changes ctime, so a stale entry can
 /// never be hit.
 ///
-/// Entries are lines `<key> <sha1> <sha256> <elf|->` appended to one of 64 shard logs, chosen by
-/// the file's directory (so a step, whose inputs sit in a few directories, reads a few small
+/// Entries are lines `<key> <sha1> <sha256> <elf|elf0|->` (`elf0`: an ELF file with no note of
+/// ours) appended to one of 64 shard logs, chosen by the file's directory (so a step, whose inputs sit in a few directories, reads a few small
 /// logs). An append is one `write` with `O_APPEND`: concurrent steps never interleave, and the
 /// only thing a reader can see half-written is a last line without its newline, which is
 /// ignored. A new entry costs an append, not a file creation (which costs a few hundred
@@ -125,7 +125,7 @@ impl Shard {
     /// Take in the whole lines appended to the log since it was read; true when `key` has
     /// an entry now. Only from a line boundary: a log that started over meanwhile, or took
     /// a line from a writer that does not lock, is not read again.
-    fn catch_up(&mut self, f: &fs::File, key: &str) -> bool {
+    fn catch_up(&mut self, f: &fs::File, key: &str) -> Option<Cached> {
         use std::os::unix::fs::FileExt;
         let known = self.known();
         let len = f.metadata().map_or(0, |m| m.len());
@@ -141,7 +141,7 @@ impl Shard {
                 }
             }
         }
-        self.get(key).is_some()
+        self.get(key)
     }
 
     /// The entry of the last line whose key is `key` (a later line is a newer entry); a
@@ -340,7 +340,11 @@ impl Logs {
     }
 
     fn add(&self, path: &Path, key: &str, c: &Cached) {
-        let kind = if c.elf { "elf" } else { "-" };
+        let kind = match (c.elf, c.no_note) {
+            (true, true) => "elf0",
+            (true, false) => "elf",
+            _ => "-",
+        };
         let line = format!("{key} {} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex());
         let name = HashCache::shard_of(path);
         let private = self.private();
@@ -359,8 +363,10 @@ impl Logs {
             let Some(f) = s.appender.take() else { return };
             // under -j several steps miss on one header at once: under the log's lock, read
             // what others appended since, and append only when the entry is still missing
+            // (or says less: `elf` where this adds that there is no note)
             let locked = f.lock().is_ok();
-            if !locked || !s.catch_up(&f, key) {
+            let have = if locked { s.catch_up(&f, key) } else { None };
+            if have.is_none_or(|h| c.no_note && !h.no_note) {
                 // one write call: appends of concurrent steps never interleave
                 if (&f).write_all(line.as_bytes()).is_ok() {
                     s.push(&line);
@@ -490,7 +496,15 @@ impl HashCache {
         if !meta.is_file() || meta.len() != len || (logs.private() && recent(&meta)) {
             return;
         }
-        logs.add(path, &Self::key(&meta), &Cached { ids: *ids, elf });
+        logs.add(
+            path,
+            &Self::key(&meta),
+            &Cached {
+                ids: *ids,
+                elf,
+                no_note: false,
+            },
+        );
     }
 
     /// Both IDs of a file, from the cache when its identity is unchanged.
@@ -520,6 +534,39 @@ impl HashCache {
             logs.add(path, &key, &c);
         }
         Ok(c)
+    }
+}
+
+impl HashCache {
+    /// Say that an ELF file just looked up (`seen`, its entry) carries no note of ours, so
+    /// that later steps need not read it to find out. Kept only while the file is as it
+    /// was when looked up (its identity is the entry's key).
+    pub fn note_absent(&self, path: &Path, seen: &Cached) {
+        let Some(logs) = self.logs_for(path) else {
+            return;
+        };
+        let Ok(meta) = fs::metadata(path) else { return };
+        if !seen.elf || seen.no_note || (logs.private() && recent(&meta)) {
+            return;
+        }
+        let key = Self::key(&meta);
+        // the entry must be the one the lookup gave: same key, same IDs
+        if !logs
+            .find(path, &key)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.ids == seen.ids && c.elf)
+        {
+            return;
+        }
+        logs.add(
+            path,
+            &key,
+            &Cached {
+                no_note: true,
+                ..*seen
+            },
+        );
     }
 }
 
@@ -554,7 +601,7 @@ fn recent(meta: &fs::Metadata) -> bool {
     now - ctime < 1_000_000_000
 }
 
-/// An entry's IDs and kind (`<sha1> <sha256> <elf|->`); a line that does not parse is no
+/// An entry's IDs and kind (`<sha1> <sha256> <elf|elf0|->`); a line that does not parse is no
 /// entry.
 fn parse_entry(rest: &str) -> Option<Cached> {
     let mut w = rest.split(' ');
@@ -564,12 +611,14 @@ fn parse_entry(rest: &str) -> Option<Cached> {
     let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
         return None;
     };
-    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
+    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !matches!(k, "elf" | "elf0" | "-")
+    {
         return None;
     }
     Some(Cached {
         ids: Ids { sha1, sha256 },
-        elf: k == "elf",
+        elf: k != "-",
+        no_note: k == "elf0",
     })
 }
 
@@ -593,6 +642,9 @@ pub fn find_entry_indexed(text: &str, key: &str) -> Option<Cached> {
 pub struct Cached {
     pub ids: Ids,
     pub elf: bool,
+    /// An ELF file read before and found to carry no note of ours (kind `elf0`): a system
+    /// library or start file, whose note need not be looked for again while it is unchanged.
+    pub no_note: bool,
 }
 
 fn hash_with_kind(path: &Path) -> io::Result<Cached> {
@@ -603,7 +655,11 @@ fn hash_with_kind(path: &Path) -> io::Result<Cached> {
         let mut f = fs::File::open(path)?;
         f.read_exact(&mut head).is_ok() && &head == b"\x7fELF"
     };
-    Ok(Cached { ids, elf })
+    Ok(Cached {
+        ids,
+        elf,
+        no_note: false,
+    })
 }
 
 #[cfg(test)]
@@ -767,6 +823,34 @@ mod tests {
             gitoid::ids_of_bytes(b"two")
         );
         assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn an_elf_file_without_a_note_is_said_so_until_it_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path().join("store"));
+        let f = t.path().join("crt1.o");
+        fs::write(&f, b"\x7fELF one").unwrap();
+        let a = HashCache::new(&s).lookup(&f).unwrap();
+        assert!(a.elf && !a.no_note);
+        HashCache::new(&s).note_absent(&f, &a);
+        let b = HashCache::new(&s).lookup(&f).unwrap();
+        assert!(b.elf && b.no_note && b.ids == a.ids);
+        // changed in place, same size: its note must be looked for again
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(&f, b"\x7fELF two").unwrap();
+        let c = HashCache::new(&s).lookup(&f).unwrap();
+        assert!(c.elf && !c.no_note && c.ids != a.ids);
+        // what was seen of the old contents says nothing of the new
+        HashCache::new(&s).note_absent(&f, &b);
+        HashCache::new(&s).note_absent(&f, &a);
+        assert!(!HashCache::new(&s).lookup(&f).unwrap().no_note);
+        // a file that is no ELF file is never said to lack a note
+        let h = t.path().join("x.h");
+        fs::write(&h, "x").unwrap();
+        let x = HashCache::new(&s).lookup(&h).unwrap();
+        HashCache::new(&s).note_absent(&h, &x);
+        assert!(!HashCache::new(&s).lookup(&h).unwrap().no_note);
     }
 
     #[test]
