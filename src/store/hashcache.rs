@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 /// mtime and ctime in nanoseconds. Any write to the file changes ctime, so a stale entry can
 /// never be hit.
 ///
-/// Entries are lines `<key> <sha1> <sha256> <elf|elf0|->` (`elf0`: an ELF file with no note of
-/// ours) appended to one of 64 shard logs, chosen by the file's directory (so a step, whose inputs sit in a few directories, reads a few small
+/// Entries are lines `<key> <sha1> <sha256> <elf|->` appended to one of 64 shard logs, chosen by
+/// the file's directory (so a step, whose inputs sit in a few directories, reads a few small
 /// logs). An append is one `write` with `O_APPEND`: concurrent steps never interleave, and the
 /// only thing a reader can see half-written is a last line without its newline, which is
 /// ignored. A new entry costs an append, not a file creation (which costs a few hundred
@@ -340,11 +340,7 @@ impl Logs {
     }
 
     fn add(&self, path: &Path, key: &str, c: &Cached) {
-        let kind = match (c.elf, c.no_note) {
-            (true, true) => "elf0",
-            (true, false) => "elf",
-            _ => "-",
-        };
+        let kind = if c.elf { "elf" } else { "-" };
         let line = format!("{key} {} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex());
         let name = HashCache::shard_of(path);
         let private = self.private();
@@ -363,10 +359,8 @@ impl Logs {
             let Some(f) = s.appender.take() else { return };
             // under -j several steps miss on one header at once: under the log's lock, read
             // what others appended since, and append only when the entry is still missing
-            // (or says less: `elf` where this adds that there is no note)
             let locked = f.lock().is_ok();
-            let have = if locked { s.catch_up(&f, key) } else { None };
-            if have.is_none_or(|h| c.no_note && !h.no_note) {
+            if !locked || s.catch_up(&f, key).is_none() {
                 // one write call: appends of concurrent steps never interleave
                 if (&f).write_all(line.as_bytes()).is_ok() {
                     s.push(&line);
@@ -523,7 +517,14 @@ impl HashCache {
             return hash_with_kind(path); // gives the proper error
         }
         let key = Self::key(&before);
-        if let Some(c) = logs.find(path, &key).map_err(io::Error::other)? {
+        if let Some(mut c) = logs.find(path, &key).map_err(io::Error::other)? {
+            if c.elf {
+                c.no_note = logs
+                    .find(path, &no_note_key(&key))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|n| n.ids == c.ids);
+            }
             return Ok(c);
         }
         let c = hash_with_kind(path)?;
@@ -559,15 +560,13 @@ impl HashCache {
         {
             return;
         }
-        logs.add(
-            path,
-            &key,
-            &Cached {
-                no_note: true,
-                ..*seen
-            },
-        );
+        logs.add(path, &no_note_key(&key), seen);
     }
+}
+
+/// The key of the line that says a file's entry is an ELF file without a note of ours.
+fn no_note_key(key: &str) -> String {
+    format!("{key}+nonote")
 }
 
 /// Append `n` in lower-case hex, without leading zeros.
@@ -601,7 +600,7 @@ fn recent(meta: &fs::Metadata) -> bool {
     now - ctime < 1_000_000_000
 }
 
-/// An entry's IDs and kind (`<sha1> <sha256> <elf|elf0|->`); a line that does not parse is no
+/// An entry's IDs and kind (`<sha1> <sha256> <elf|->`); a line that does not parse is no
 /// entry.
 fn parse_entry(rest: &str) -> Option<Cached> {
     let mut w = rest.split(' ');
@@ -611,14 +610,13 @@ fn parse_entry(rest: &str) -> Option<Cached> {
     let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
         return None;
     };
-    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !matches!(k, "elf" | "elf0" | "-")
-    {
+    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
         return None;
     }
     Some(Cached {
         ids: Ids { sha1, sha256 },
-        elf: k != "-",
-        no_note: k == "elf0",
+        elf: k == "elf",
+        no_note: false,
     })
 }
 
@@ -642,8 +640,12 @@ pub fn find_entry_indexed(text: &str, key: &str) -> Option<Cached> {
 pub struct Cached {
     pub ids: Ids,
     pub elf: bool,
-    /// An ELF file read before and found to carry no note of ours (kind `elf0`): a system
-    /// library or start file, whose note need not be looked for again while it is unchanged.
+    /// An ELF file read before and found to carry no note of ours (a system library or start
+    /// file), whose note need not be looked for again while it is unchanged: a second line
+    /// keyed `<key>+nonote` with the same IDs says so. A key of its own, not a kind of its
+    /// own: a binary that does not know it never matches that key, so it still reads the
+    /// entry (a new kind in the entry's own line would be a miss to it, and a user cache
+    /// shared by two versions would hash libc again at every link).
     pub no_note: bool,
 }
 
@@ -836,6 +838,13 @@ mod tests {
         HashCache::new(&s).note_absent(&f, &a);
         let b = HashCache::new(&s).lookup(&f).unwrap();
         assert!(b.elf && b.no_note && b.ids == a.ids);
+        // the entry's own line is untouched: a reader that knows nothing of `+nonote` (an
+        // older binary sharing the user's cache) still finds it
+        let log = s.meta().join("hashcache").join(HashCache::shard_of(&f));
+        let text = fs::read_to_string(&log).unwrap();
+        let key = text.split(' ').next().unwrap();
+        assert!(find_entry(&text, key).is_some_and(|c| c.elf && c.ids == a.ids));
+        assert_eq!(text.lines().count(), 2);
         // changed in place, same size: its note must be looked for again
         std::thread::sleep(std::time::Duration::from_millis(10));
         fs::write(&f, b"\x7fELF two").unwrap();
