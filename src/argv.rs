@@ -32,6 +32,14 @@ pub unsafe fn record(argc: std::ffi::c_int, argv: *const *const c_char) {
     let _ = ARGS.set(v);
 }
 
+/// The program name alone (argv[0]), without copying the rest of a long command line.
+pub fn arg0() -> Option<OsString> {
+    match ARGS.get() {
+        Some(a) => a.first().cloned(),
+        None => std::env::args_os().next(),
+    }
+}
+
 /// The arguments, program name first.
 pub fn args_os() -> impl Iterator<Item = OsString> {
     let v: Vec<OsString> = match ARGS.get() {

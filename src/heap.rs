@@ -38,14 +38,6 @@ type Tlsf = FlexTlsf<Chunks, usize, usize, { usize::BITS as usize }, { usize::BI
 /// Zeroed blocks at least this big are mapped on their own.
 const BIG: usize = 256 << 10;
 
-/// Whether blocks mapped on their own stay mapped when freed (see `keep`).
-static KEEP: AtomicBool = AtomicBool::new(false);
-
-/// Keep freed big blocks mapped until the process ends (a shim: see `shim::keep_memory`).
-pub fn keep() {
-    KEEP.store(true, Ordering::Relaxed);
-}
-
 fn map(len: usize) -> Option<*mut u8> {
     // SAFETY: a new private anonymous mapping; the result is checked
     let p = unsafe {
@@ -65,6 +57,8 @@ struct State {
     tlsf: Tlsf,
     /// The blocks mapped on their own: address and mapped length (0: a free slot).
     big: [(usize, usize); 32],
+    /// How many slots of `big` are taken: every free asks, and there is mostly none.
+    bigs: usize,
 }
 
 pub struct Heap {
@@ -82,6 +76,7 @@ impl Heap {
             state: UnsafeCell::new(State {
                 tlsf: FlexTlsf::new(Chunks),
                 big: [(0, 0); 32],
+                bigs: 0,
             }),
         }
     }
@@ -109,14 +104,25 @@ impl Default for Heap {
 
 /// The mapped length of a block mapped on its own, forgotten (None: a heap block).
 fn take_big(st: &mut State, ptr: *mut u8) -> Option<usize> {
+    if st.bigs == 0 {
+        return None;
+    }
     let slot = st.big.iter_mut().find(|(a, _)| *a == ptr as usize)?;
     let len = slot.1;
     *slot = (0, 0);
+    st.bigs -= 1;
     Some(len)
 }
 
+/// A block mapped on its own (no slot is scanned while there is none).
+fn is_big(st: &State, ptr: *mut u8) -> bool {
+    st.bigs > 0 && st.big.iter().any(|(a, _)| *a == ptr as usize)
+}
+
+/// Give a block mapped on its own back, unless this process keeps its mappings (a shim:
+/// see `shim::keep_memory`).
 fn unmap(ptr: *mut u8, len: usize) {
-    if !KEEP.load(Ordering::Relaxed) {
+    if !crate::store::mappings_kept() {
         // SAFETY: a block mapped in `alloc_zeroed`, no longer in use
         unsafe { libc::munmap(ptr.cast(), len) };
     }
@@ -137,6 +143,7 @@ unsafe impl GlobalAlloc for Heap {
                 let kept = self.with(|st| {
                     let slot = st.big.iter_mut().find(|(a, _)| *a == 0)?;
                     *slot = (p as usize, len);
+                    st.bigs += 1;
                     Some(())
                 });
                 if kept.is_some() {
@@ -177,7 +184,7 @@ unsafe impl GlobalAlloc for Heap {
         let Some(p) = NonNull::new(ptr) else {
             return null_mut();
         };
-        let big = self.with(|st| st.big.iter().any(|(a, _)| *a == ptr as usize));
+        let big = self.with(|st| is_big(st, ptr));
         if big {
             // a block mapped on its own moves to the heap
             // SAFETY: as GlobalAlloc::alloc

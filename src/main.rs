@@ -5,17 +5,18 @@ use omnishim::classify::{family_of, Family};
 use omnishim::cli::ExitCode;
 use omnishim::shim::{self, Invoked};
 
-// No Rust runtime start-up: a shim starts for every compile, link and archive step, and the
-// runtime's own start (it reads /proc/self/maps to place the main thread's stack guard and
-// installs stack-overflow handlers) costs every step time and gives a shim nothing. Arguments
-// come from glibc as before (std::env reads them at load time); leaving goes through
-// `std::process::exit`, which flushes stdout. SIGPIPE keeps the disposition we were started
-// with (the runtime would ignore it): `omnishim resolve ... | head` ends quietly.
 /// A musl build's allocator (see `heap`).
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOC: omnishim::heap::Heap = omnishim::heap::Heap::new();
 
+// No Rust runtime start-up: a shim starts for every compile, link and archive step, and the
+// runtime's own start (it reads /proc/self/maps to place the main thread's stack guard and
+// installs stack-overflow handlers) costs every step time and gives a shim nothing. The
+// arguments are recorded here for `omnishim::argv` (musl hands std none without a Rust
+// main); leaving goes through `std::process::exit`, which flushes stdout. SIGPIPE keeps the
+// disposition we were started with (the runtime would ignore it): `omnishim resolve ... |
+// head` ends quietly.
 #[no_mangle]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // SAFETY: argc and argv as the C runtime hands them to main

@@ -160,8 +160,6 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
 /// moments later, which frees it all at once.
 fn keep_memory() {
     crate::store::keep_mappings();
-    #[cfg(target_env = "musl")]
-    crate::heap::keep();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's parameters (32 MiB: glibc's largest)
     unsafe {
@@ -180,9 +178,7 @@ pub fn resolve_tool(finder: &find::Finder, invoked: &Invoked, var: &str, default
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| default.to_string()),
     };
-    let invoked_with_path = crate::argv::args_os()
-        .next()
-        .is_some_and(|a| a.to_string_lossy().contains('/'));
+    let invoked_with_path = crate::argv::arg0().is_some_and(|a| a.to_string_lossy().contains('/'));
     if !name.contains('/') && !invoked_with_path {
         // binutils print argv[0] whole in their messages ("ar: ...", not "/usr/bin/ar: ...")
         let _ = run::ARG0.set(OsString::from(&name));

@@ -104,7 +104,7 @@ fn already_folded(p: &Path) -> bool {
 /// (`<root>/metadata/omnishim/shims/<name>`) belongs to that store, also when a build system
 /// kept its path and calls it later outside `omnishim run` (`make check` after configure).
 fn store_of_shim_dir() -> Option<std::ffi::OsString> {
-    let argv0 = PathBuf::from(crate::argv::args_os().next()?);
+    let argv0 = PathBuf::from(crate::argv::arg0()?);
     let dir = argv0.parent()?;
     if dir.file_name()? != "shims" {
         return None;

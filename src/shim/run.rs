@@ -32,7 +32,7 @@ fn path_without_shims() -> Option<OsString> {
     use std::os::unix::fs::MetadataExt;
     let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
     let me = id(&std::env::current_exe().ok()?)?;
-    let argv0 = PathBuf::from(crate::argv::args_os().next()?);
+    let argv0 = PathBuf::from(crate::argv::arg0()?);
     let name = argv0.file_name()?;
     let path = std::env::var_os("PATH")?;
     let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();

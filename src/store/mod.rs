@@ -23,9 +23,10 @@ pub(crate) use safe::{adjust_shared, read_up_to};
 
 #[doc(hidden)]
 pub use hashcache::find_entry as hashcache_entry;
+#[doc(hidden)]
 pub use hashcache::find_entry_indexed as hashcache_entry_indexed;
 pub use hashcache::{Cached, HashCache};
-pub use safe::keep_mappings;
+pub use safe::{keep_mappings, mappings_kept};
 use safe::{Dir, Kind, FILE_MODE, OBJECT_MODE};
 
 use crate::gitoid::{id_of_bytes, Alg, Id, Ids};

@@ -597,6 +597,11 @@ pub fn keep_mappings() {
     KEEP_MAPPINGS.store(true, Ordering::Relaxed);
 }
 
+/// Whether this process keeps its mappings to the end (a shim; the musl heap asks too).
+pub fn mappings_kept() -> bool {
+    KEEP_MAPPINGS.load(Ordering::Relaxed)
+}
+
 /// The first bytes of a file, mapped read-only and private.
 pub struct Mapped {
     ptr: *const u8,
