@@ -9,6 +9,7 @@
 use super::find::{self, Finder};
 use super::link;
 use super::record::{self, Recorder};
+use super::scratch::Scratch;
 use super::{run, Invoked};
 use crate::classify::gcc::{self, CcStep, DepPlan, Mode};
 use crate::classify::{arg, rsp, Family};
@@ -128,22 +129,11 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     {
         passthrough(Some(super::NOT_REGULAR_OUTPUT));
     }
-    let tmp = match super::private_tmp() {
-        Ok(t) => t,
-        Err(e) => {
-            if let Some(code) =
-                super::report_failure("step", &format!("cannot make a private temp dir: {e}"))
-            {
-                std::process::exit(code);
-            }
-            passthrough(None);
-        }
-    };
-    super::phase::mark("private_tmp");
-    let plan = match plan(&step, &expanded, &strs, had_rsp, tmp.path(), &r, &chain) {
+    let mut scratch = Scratch::new(&r.tool);
+    let plan = match plan(&step, &expanded, &strs, had_rsp, &mut scratch, &r, &chain) {
         Ok(p) => p,
         Err(e) => {
-            drop(tmp);
+            drop(scratch);
             if let Some(code) = super::report_failure("step", &e) {
                 std::process::exit(code);
             }
@@ -160,23 +150,23 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     super::phase::mark("inflight_begin");
     let mut all = r.pre.clone();
     all.extend(plan.args.iter().map(|a| arg::to_os(a)));
-    let mut cmd = run::command(&r.tool, &all, &chain);
+    let cmd = run::command(&r.tool, &all, &chain);
     if links(&step) && r.pre.is_empty() {
         if let Some(p) = path_without_our_ld(&finder) {
-            cmd.env("PATH", p);
+            run::set_inherited("PATH", &p);
         }
     }
     super::phase::mark("command");
     let status = match run::run(cmd) {
         Ok(s) => s,
         Err(e) => {
-            drop(tmp);
+            drop(scratch);
             eprintln!("omnishim: cannot run {}: {e}", r.tool.display());
             super::leave(127);
         }
     };
     if !status.success() {
-        drop(tmp);
+        drop(scratch);
         run::exit_like(status);
     }
     super::phase::mark("tool");
@@ -184,10 +174,10 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         .first()
         .map(|o| arg::display(o))
         .unwrap_or_else(|| "step".into());
-    let result = collect_and_record(&r, &step, &expanded, &plan, &chain, tmp.path(), &strs);
+    let result = collect_and_record(&r, &step, &expanded, &plan, &chain, &mut scratch, &strs);
     super::phase::mark("record");
-    drop(tmp);
-    super::phase::mark("tmp_removed");
+    drop(scratch);
+    super::phase::mark("scratch_removed");
     if let Err(e) = result {
         if let Some(code) = super::report_failure(&what, &e) {
             super::remove_unrecorded(&abs_outputs);
@@ -294,7 +284,7 @@ fn cached_placeholder(
     r: &Resolved,
     chain: &[PathBuf],
     expanded: &[String],
-    tmp: &Path,
+    scratch: &mut Scratch,
 ) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let rec = Recorder::new().ok()?;
@@ -322,8 +312,9 @@ fn cached_placeholder(
     if rec.store.is_file(&path) {
         return Some(path);
     }
-    let src = link::write_placeholder_asm(tmp).ok()?;
-    let obj = tmp.join("omnibor-note-cached.o");
+    let src = link::write_placeholder_asm(scratch).ok()?;
+    // the assembler makes its object itself: a real file
+    let obj = scratch.dir_path("omnibor-note-cached.o").ok()?;
     let mut args: Vec<OsString> = r.pre.clone();
     args.extend(targets.iter().map(|a| arg::to_os(a)));
     args.extend(["-c", "-x", "assembler"].map(OsString::from));
@@ -347,7 +338,7 @@ fn plan(
     expanded: &[String],
     original: &[String],
     had_rsp: bool,
-    tmp: &Path,
+    scratch: &mut Scratch,
     r: &Resolved,
     chain: &[PathBuf],
 ) -> Result<Plan, record::RecordError> {
@@ -359,7 +350,9 @@ fn plan(
         // The user's depfile must stay byte for byte what the bare compiler writes.
         match step.deps_plan(env_system_dirs()) {
             DepPlan::Private => {
-                let d = tmp.join("cc.d");
+                let d = scratch
+                    .file("cc.d")
+                    .map_err(record::io_err(Path::new("cc.d")))?;
                 extra.extend(["-MD".into(), "-MF".into(), arg::from_path(&d)]);
                 depfile = Some(d);
             }
@@ -384,7 +377,9 @@ fn plan(
     let mut placeholder = None;
     let mut map = link::LinkMap::Unavailable;
     if links(step) {
-        let d = tmp.join("ld.d");
+        let d = scratch
+            .file("ld.d")
+            .map_err(record::io_err(Path::new("ld.d")))?;
         extra.push(format!("-Wl,--dependency-file={}", arg::from_path(&d)));
         ld_deps = Some(d);
         let largs = crate::classify::ld::driver_linker_args(expanded);
@@ -392,7 +387,11 @@ fn plan(
             Some(crate::classify::ld::UserMap::File(f)) => link::LinkMap::File(arg::path(&f)),
             Some(crate::classify::ld::UserMap::Stdout) => link::LinkMap::Unavailable,
             None if crate::classify::ld::may_pull_members(expanded) => {
-                let m = tmp.join("ld.map");
+                // lld tries a map's path first by making a file beside it and renaming it
+                // over the path: a real file
+                let m = scratch
+                    .dir_path("ld.map")
+                    .map_err(record::io_err(Path::new("ld.map")))?;
                 extra.push(format!("-Wl,-Map={}", arg::from_path(&m)));
                 link::LinkMap::File(m)
             }
@@ -405,9 +404,9 @@ fn plan(
                     if step.x_used {
                         extra.extend(["-x".into(), "none".into()]);
                     }
-                    link::write_placeholder_object(&t, tmp)?
+                    link::write_placeholder_object(&t, scratch)?
                 }
-                None => match cached_placeholder(r, chain, expanded, tmp) {
+                None => match cached_placeholder(r, chain, expanded, scratch) {
                     Some(p) => {
                         if step.x_used {
                             extra.extend(["-x".into(), "none".into()]);
@@ -416,7 +415,7 @@ fn plan(
                     }
                     None => {
                         extra.extend(["-x".into(), "assembler".into()]);
-                        link::write_placeholder_asm(tmp)?
+                        link::write_placeholder_asm(scratch)?
                     }
                 },
             };
@@ -428,8 +427,9 @@ fn plan(
         if had_rsp {
             // the changed argument may sit in a response file: hand over our own
             let text: Vec<String> = modified.iter().map(|a| rsp::quote(a)).collect();
-            let f = tmp.join("args.rsp");
-            std::fs::write(&f, arg::to_bytes(&text.join("\n"))).map_err(record::io_err(&f))?;
+            let f = scratch
+                .file_with("args.rsp", &arg::to_bytes(&text.join("\n")))
+                .map_err(record::io_err(Path::new("args.rsp")))?;
             vec![format!("@{}", arg::from_path(&f))]
         } else {
             modified
@@ -503,6 +503,10 @@ fn is_plain_asm(s: &gcc::Source) -> bool {
 
 fn read_deps(path: &Path) -> Result<Vec<String>, record::RecordError> {
     let text = std::fs::read(path).map_err(record::io_err(path))?;
+    if text.is_empty() {
+        // a memory file the compiler did not write (a depfile names at least its target)
+        return Err(record::io_err(path)(std::io::ErrorKind::NotFound.into()));
+    }
     Ok(depfile::prerequisites(&text))
 }
 
@@ -512,7 +516,7 @@ fn collect_and_record(
     expanded: &[String],
     plan: &Plan,
     chain: &[PathBuf],
-    tmp: &Path,
+    scratch: &mut Scratch,
     original: &[String],
 ) -> Result<(), record::RecordError> {
     let rec = Recorder::new()?;
@@ -533,7 +537,10 @@ fn collect_and_record(
             },
             None => {
                 for (k, src) in step.sources.iter().enumerate() {
-                    let out = tmp.join(format!("m{k}.d"));
+                    let name = format!("m{k}.d");
+                    let out = scratch
+                        .file(&name)
+                        .map_err(record::io_err(Path::new(&name)))?;
                     per_source.push(rerun_deps(r, step, expanded, chain, src, &out)?);
                 }
             }

@@ -26,6 +26,12 @@ fn identity(p: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Identity of the running binary: a `stat` through /proc's link to it (one system call
+/// where `current_exe` reads the link and then the path).
+pub fn self_identity() -> Option<(u64, u64)> {
+    identity(Path::new("/proc/self/exe"))
+}
+
 /// The chain of tools already chosen above us, from the environment.
 pub fn chain_from_env() -> Vec<PathBuf> {
     std::env::var_os(CHAIN_ENV)
@@ -56,7 +62,7 @@ pub struct Finder {
 
 impl Finder {
     pub fn new() -> Finder {
-        let self_id = std::env::current_exe().ok().and_then(|p| identity(&p));
+        let self_id = self_identity();
         let path = std::env::var_os("PATH")
             .map(|v| std::env::split_paths(&v).collect())
             .unwrap_or_default();

@@ -3,6 +3,7 @@
 
 use super::find::{self, Finder};
 use super::record::{RecordError, Recorder};
+use super::scratch::Scratch;
 use super::{link, run, Invoked};
 use crate::classify::arg;
 use crate::classify::ld::{self, LdMode};
@@ -34,19 +35,20 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     if super::not_regular(&output) {
         super::passthrough(&tool, &args, &chain, Some(super::NOT_REGULAR_OUTPUT));
     }
-    let tmp = match super::private_tmp() {
-        Ok(t) => t,
+    let mut scratch = Scratch::new(&tool);
+    let deps = match scratch.file("ld.d") {
+        Ok(d) => d,
         Err(e) => {
+            drop(scratch);
             if let Some(code) = super::report_failure(
                 &arg::display(&step.output),
-                &format!("cannot make a private temp dir: {e}"),
+                &format!("cannot make a scratch file: {e}"),
             ) {
                 std::process::exit(code);
             }
             super::passthrough(&tool, &args, &chain, None);
         }
     };
-    let deps = tmp.path().join("ld.d");
     let mut all: Vec<OsString> = args.clone();
     all.push(arg::to_os(&format!(
         "--dependency-file={}",
@@ -55,18 +57,22 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let map = match ld::user_map(&expanded) {
         Some(ld::UserMap::File(f)) => link::LinkMap::File(arg::path(&f)),
         Some(ld::UserMap::Stdout) => link::LinkMap::Unavailable,
-        None if ld::may_pull_members(&expanded) => {
-            let m = tmp.path().join("ld.map");
-            all.push(arg::to_os(&format!("-Map={}", arg::from_path(&m))));
-            link::LinkMap::File(m)
-        }
+        // a real file: lld tries a map's path by making a file beside it (see cc.rs)
+        None if ld::may_pull_members(&expanded) => match scratch.dir_path("ld.map") {
+            Ok(m) => {
+                all.push(arg::to_os(&format!("-Map={}", arg::from_path(&m))));
+                link::LinkMap::File(m)
+            }
+            // every member counts, as with a map on standard output
+            Err(_) => link::LinkMap::Unavailable,
+        },
         None => link::LinkMap::Unavailable,
     };
     let mut placeholder = None;
     if step.mode == LdMode::Link {
         let cwd = std::env::current_dir().unwrap_or_default();
         if let Some(t) = link::find_target(&step.inputs, &cwd) {
-            match link::write_placeholder_object(&t, tmp.path()) {
+            match link::write_placeholder_object(&t, &mut scratch) {
                 Ok(p) => {
                     if step.format_set {
                         all.push("--format=default".into());
@@ -76,7 +82,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
                 }
                 Err(e) => {
                     if let Some(code) = super::report_failure(&arg::display(&step.output), &e) {
-                        drop(tmp);
+                        drop(scratch);
                         std::process::exit(code);
                     }
                 }
@@ -89,13 +95,13 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let status = match run::run(run::command(&tool, &all, &chain)) {
         Ok(s) => s,
         Err(e) => {
-            drop(tmp);
+            drop(scratch);
             eprintln!("omnishim: cannot run {}: {e}", tool.display());
             super::leave(127);
         }
     };
     if !status.success() {
-        drop(tmp);
+        drop(scratch);
         run::exit_like(status);
     }
     let result = (|| -> Result<(), RecordError> {
@@ -114,6 +120,6 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         super::log_recorded(&rec, &tool, &expanded, &outputs)?;
         Ok(())
     })();
-    drop(tmp);
+    drop(scratch);
     super::finish(status, &arg::display(&step.output), &outputs, result)
 }

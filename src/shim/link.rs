@@ -3,6 +3,7 @@
 //! `.note.omnibor` to rewrite.
 
 use super::record::{self, Input, RecordError, Recorder};
+use super::scratch::Scratch;
 use crate::archive;
 use crate::classify::arg;
 use crate::elf;
@@ -48,20 +49,24 @@ pub fn find_target(inputs: &[String], cwd: &Path) -> Option<elf::Target> {
     None
 }
 
-/// Write the placeholder object for this target into `tmp`.
-pub fn write_placeholder_object(t: &elf::Target, tmp: &Path) -> Result<PathBuf, RecordError> {
-    let p = tmp.join("omnibor-note.o");
-    std::fs::write(&p, elf::placeholder_object(t)).map_err(record::io_err(&p))?;
-    Ok(p)
+/// Write the placeholder object for this target into a scratch file.
+pub fn write_placeholder_object(
+    t: &elf::Target,
+    scratch: &mut Scratch,
+) -> Result<PathBuf, RecordError> {
+    let name = "omnibor-note.o";
+    scratch
+        .file_with(name, &elf::placeholder_object(t))
+        .map_err(record::io_err(Path::new(name)))
 }
 
 /// The same placeholder as assembler source, for a driver link with no object to copy the
 /// target from (the driver assembles it for the right target).
-pub fn write_placeholder_asm(tmp: &Path) -> Result<PathBuf, RecordError> {
-    let p = tmp.join("omnibor-note.s");
-    let src = elf::placeholder_asm();
-    std::fs::write(&p, src).map_err(record::io_err(&p))?;
-    Ok(p)
+pub fn write_placeholder_asm(scratch: &mut Scratch) -> Result<PathBuf, RecordError> {
+    let name = "omnibor-note.s";
+    scratch
+        .file_with(name, elf::placeholder_asm().as_bytes())
+        .map_err(record::io_err(Path::new(name)))
 }
 
 /// Where the link's map is, for telling which archive members the linker pulled in.
@@ -86,11 +91,20 @@ pub fn record_link(
     args: &[String],
     map: &LinkMap,
 ) -> Result<(), RecordError> {
-    let text = std::fs::read(ld_deps).map_err(|e| {
-        RecordError::Other(format!(
-            "the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"
-        ))
-    })?;
+    // an empty one is a memory file the linker did not write (it names at least the output)
+    let text = std::fs::read(ld_deps)
+        .and_then(|t| {
+            if t.is_empty() {
+                Err(std::io::Error::other("empty"))
+            } else {
+                Ok(t)
+            }
+        })
+        .map_err(|e| {
+            RecordError::Other(format!(
+                "the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"
+            ))
+        })?;
     let placeholder = placeholder.map(|p| rec.abs(p));
     let mut paths = more;
     let mut dynamic: Vec<Input> = Vec::new();

@@ -14,6 +14,7 @@ pub mod link;
 pub mod phase;
 pub mod record;
 pub mod run;
+pub mod scratch;
 
 use crate::classify::Family;
 use std::ffi::OsString;
@@ -231,7 +232,8 @@ pub fn finish(
     run::exit_like(status)
 }
 
-/// The step's private directory (our depfiles and placeholder object). Creating a file costs
+/// The step's private directory, for scratch files that are not memory files (see
+/// `scratch`): our depfiles and placeholder object. Creating a file costs
 /// a few hundred microseconds on a disk file system here and a step makes two or three, so
 /// it goes to a memory file system when there is one: `OMNISHIM_TMPDIR` if set, else
 /// `/dev/shm`, else the usual temporary directory. The tool's own temporary files are not

@@ -963,3 +963,42 @@ fn wp_forms_not_recorded_are_logged() {
     assert_eq!(v["status"], "not recorded", "{log}");
     assert_eq!(v["reason"], "dependency option -M in -Wp,-M", "{log}");
 }
+
+/// A compiler wrapper script that writes the depfile it is given through a temporary file
+/// renamed over the path (as some caches do) still gets a path it can do that with: the
+/// shim's scratch files are memory files (`/proc/<pid>/fd/<n>`) only for compiler and linker
+/// binaries, and the step's graph is what `gcc -M` says either way.
+#[test]
+fn a_wrapper_that_renames_over_the_depfile_still_works() {
+    let gcc = need("gcc");
+    let t = Tmp::new();
+    let store = t.join("store");
+    t.write("h.h", "#define ONE 1\n");
+    t.write(
+        "a.c",
+        "#include \"h.h\"\n#include <stdio.h>\nint a(void){return ONE;}\n",
+    );
+    // -MF <file> goes to gcc as <file>.tmp, moved over <file> afterwards
+    let script = t.write(
+        "wrap/cc-renaming",
+        format!(
+            "#!/bin/sh\nmf=\nfor a in \"$@\"; do\n  if [ \"$prev\" = -MF ]; then mf=$a; fi\n  prev=$a\ndone\n\
+             [ -n \"$mf\" ] || exec {gcc} \"$@\"\n\
+             for a in \"$@\"; do\n  if [ \"$a\" = \"$mf\" ]; then set -- \"$@\" \"$mf.tmp\"; else set -- \"$@\" \"$a\"; fi\n  shift\ndone\n\
+             {gcc} \"$@\" || exit $?\nmv \"$mf.tmp\" \"$mf\"\n",
+            gcc = gcc.display()
+        ),
+    );
+    run_ok(Command::new("chmod").arg("+x").arg(&script));
+    for (tool, obj) in [(&gcc, "direct.o"), (&script, "wrapped.o")] {
+        run_ok(
+            shimmed(&t, "omnibor-cc", &store)
+                .current_dir(t.path())
+                .env("OMNIBOR_CC", tool)
+                .env("OMNIBOR_STRICT", "1")
+                .args(["-c", "a.c", "-o", obj]),
+        );
+        let want = gitoid_set(&dash_m("gcc", t.path(), &[], "a.c"), t.path());
+        assert_eq!(manifest_inputs(&store, &t.join(obj)), want, "{obj}");
+    }
+}
