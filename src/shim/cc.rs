@@ -462,6 +462,7 @@ fn rerun_deps(
     chain: &[PathBuf],
     src: &gcc::Source,
     out: &Path,
+    scratch: &Scratch,
 ) -> Result<Vec<String>, record::RecordError> {
     let mut args: Vec<OsString> = r.pre.clone();
     let control: std::collections::HashSet<usize> = step.control_idx.iter().copied().collect();
@@ -494,15 +495,15 @@ fn rerun_deps(
             arg::display(&src.path)
         )));
     }
-    read_deps(out)
+    read_deps(scratch, out)
 }
 
 fn is_plain_asm(s: &gcc::Source) -> bool {
     s.lang.as_deref().or_else(|| gcc::lang_of(&s.path)) == Some("assembler")
 }
 
-fn read_deps(path: &Path) -> Result<Vec<String>, record::RecordError> {
-    let text = std::fs::read(path).map_err(record::io_err(path))?;
+fn read_deps(scratch: &Scratch, path: &Path) -> Result<Vec<String>, record::RecordError> {
+    let text = scratch.read(path).map_err(record::io_err(path))?;
     if text.is_empty() {
         // a memory file the compiler did not write (a depfile names at least its target)
         return Err(record::io_err(path)(std::io::ErrorKind::NotFound.into()));
@@ -526,7 +527,7 @@ fn collect_and_record(
     let mut per_source: Vec<Vec<String>> = Vec::new();
     if compiles(step) {
         match &plan.depfile {
-            Some(d) => match read_deps(&rec.abs(d)) {
+            Some(d) => match read_deps(scratch, &rec.abs(d)) {
                 Ok(deps) => per_source.push(deps),
                 // Plain assembler (.s) is not preprocessed, so no depfile is written; the
                 // assembler read the source (its .include/.incbin files are not known).
@@ -541,7 +542,7 @@ fn collect_and_record(
                     let out = scratch
                         .file(&name)
                         .map_err(record::io_err(Path::new(&name)))?;
-                    per_source.push(rerun_deps(r, step, expanded, chain, src, &out)?);
+                    per_source.push(rerun_deps(r, step, expanded, chain, src, &out, scratch)?);
                 }
             }
         }
@@ -569,7 +570,7 @@ fn collect_and_record(
             let out = &arg::path(&outputs[0]);
             link::record_link(
                 &rec,
-                ld,
+                scratch.read(ld),
                 plan.placeholder.as_deref(),
                 per_source.concat(),
                 out,

@@ -109,7 +109,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         let out = output.as_path();
         link::record_link(
             &rec,
-            &deps,
+            scratch.read(&deps),
             placeholder.as_deref(),
             Vec::new(),
             out,

@@ -78,13 +78,13 @@ pub enum LinkMap {
     Unavailable,
 }
 
-/// After a successful link: manifest inputs are what the linker read except shared
+/// After a successful link (`ld_deps`: the text of the linker's dependency file): manifest inputs are what the linker read except shared
 /// libraries (kept as metadata), our placeholder, and files that no longer exist (the
 /// driver's temporary objects of a compile-and-link). `more` are inputs known otherwise
 /// (the sources and headers of a compile-and-link).
 pub fn record_link(
     rec: &Recorder,
-    ld_deps: &Path,
+    ld_deps: std::io::Result<Vec<u8>>,
     placeholder: Option<&Path>,
     more: Vec<String>,
     output: &Path,
@@ -92,7 +92,7 @@ pub fn record_link(
     map: &LinkMap,
 ) -> Result<(), RecordError> {
     // an empty one is a memory file the linker did not write (it names at least the output)
-    let text = std::fs::read(ld_deps)
+    let text = ld_deps
         .and_then(|t| {
             if t.is_empty() {
                 Err(std::io::Error::other("empty"))

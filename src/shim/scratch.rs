@@ -20,8 +20,9 @@ pub struct Scratch {
     /// Memory files may be used (None: not known yet).
     memory: Option<bool>,
     tool_ok: bool,
-    /// The memory files, held open for the step's life (the tool reaches them through ours).
-    files: Vec<std::fs::File>,
+    /// The memory files by the names handed out, held open for the step's life (the tool
+    /// reaches them through ours).
+    files: Vec<(PathBuf, std::fs::File)>,
     /// The private directory, made at the first file that needs it.
     dir: Option<PrivateDir>,
 }
@@ -147,7 +148,7 @@ impl Scratch {
             let p = proc_name(&fd);
             let mut f = std::fs::File::from(fd);
             f.write_all(bytes)?;
-            self.files.push(f);
+            self.files.push((p.clone(), f));
             return Ok(p);
         }
         let p = self.dir()?.join(name);
@@ -155,6 +156,22 @@ impl Scratch {
             std::fs::write(&p, bytes)?;
         }
         Ok(p)
+    }
+
+    /// What a scratch file (or any other file) holds now: ours are read through the
+    /// descriptor we hold, without opening their /proc name again.
+    pub fn read(&self, p: &Path) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        match self.files.iter().find(|(q, _)| q == p) {
+            Some((_, f)) => {
+                let mut b = Vec::new();
+                let mut f = f;
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+                f.read_to_end(&mut b)?;
+                Ok(b)
+            }
+            None => std::fs::read(p),
+        }
     }
 
     /// A path in the private directory (for a file the tool makes itself, such as an
