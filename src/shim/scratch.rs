@@ -1,5 +1,6 @@
-//! A step's scratch files: our depfiles, the linker's dependency file and map, a placeholder
-//! object, a response file.
+//! A step's scratch files: our depfiles, the linker's dependency file, a placeholder object,
+//! a response file (a link map is always a real file: lld first tries a map's path by making
+//! a file beside it).
 //!
 //! Where the real tool is a compiler driver or linker binary (not a wrapper such as ccache,
 //! not a script), each file is an anonymous memory file (`memfd_create`) that the tool opens
@@ -25,11 +26,6 @@ pub struct Scratch {
     files: Vec<(PathBuf, std::fs::File)>,
     /// The private directory, made at the first file that needs it.
     dir: Option<PrivateDir>,
-}
-
-/// Compiler wrappers and caches that may write an output through a temporary file.
-fn is_wrapper(name: &str) -> bool {
-    super::find::is_wrapper(name)
 }
 
 /// The file a path names once symlinks in its last component are followed (enough to know
@@ -58,7 +54,10 @@ fn opens_paths_itself(tool: &Path) -> bool {
     };
     // lld's one binary is reached as ld.lld
     let known = crate::classify::family_of(name).is_some() || name == "lld";
-    known && !is_wrapper(name) && super::record::head(&real).is_ok_and(|h| crate::elf::is_elf(&h))
+    // compiler caches and wrappers may write through a temporary file
+    known
+        && !super::find::is_wrapper(name)
+        && super::record::head(&real).is_ok_and(|h| crate::elf::is_elf(&h))
 }
 
 fn memfd(name: &str) -> std::io::Result<OwnedFd> {
