@@ -504,10 +504,6 @@ fn is_plain_asm(s: &gcc::Source) -> bool {
 
 fn read_deps(scratch: &Scratch, path: &Path) -> Result<Vec<String>, record::RecordError> {
     let text = scratch.read(path).map_err(record::io_err(path))?;
-    if text.is_empty() {
-        // a memory file the compiler did not write (a depfile names at least its target)
-        return Err(record::io_err(path)(std::io::ErrorKind::NotFound.into()));
-    }
     Ok(depfile::prerequisites(&text))
 }
 

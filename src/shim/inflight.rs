@@ -37,8 +37,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::slots;
-
 /// The modification time of an output whose step was killed before recording it: older
 /// than any source, so make redoes the step, and telling a consumer why it has no note.
 pub const KILLED_MTIME: i64 = 1;
@@ -74,18 +72,11 @@ fn flock(fd: &OwnedFd, op: i32) -> bool {
     unsafe { libc::flock(fd.as_raw_fd(), op) == 0 }
 }
 
-/// A step's entry, held locked until the step ends: a slot of the user's slot file, or a
-/// file of its own (when the slot file cannot be had or the outputs' paths do not fit).
-enum Entry {
-    File {
-        dir: OwnedFd,
-        name: CString,
-        _file: OwnedFd,
-    },
-    Slot {
-        file: OwnedFd,
-        index: usize,
-    },
+/// A step's entry, held locked until the step ends.
+struct Entry {
+    dir: OwnedFd,
+    name: CString,
+    _file: OwnedFd,
 }
 
 static CURRENT: Mutex<Option<Entry>> = Mutex::new(None);
@@ -157,17 +148,7 @@ fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
             live.extend(outs);
         }
     }
-    let dead_slots = reap_slots(dirfd, path, &mut live);
     let mut marked = Vec::new();
-    for (file, index, entry, maker) in dead_slots {
-        for o in entry.outputs {
-            if !live.contains(&o) && mark_out_of_date(&o, maker) {
-                marked.push(o);
-            }
-        }
-        slots::clear(&file, index);
-        slots::unlock(&file, index);
-    }
     for (name, outs, maker) in dead {
         for o in outs {
             if !live.contains(&o) && maker.is_some_and(|m| mark_out_of_date(&o, m)) {
@@ -180,110 +161,6 @@ fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
         }
     }
     marked
-}
-
-/// The names in the journal directory that are slot files, with the uid each names.
-fn slot_files(dir: &Path) -> Vec<(std::ffi::OsString, libc::uid_t)> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.file_name()))
-                .filter_map(|n| slots::uid_of_name(&n).map(|u| (n, u)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A dead step's slot, locked by us: its file, index, entry and maker.
-type DeadSlot = (OwnedFd, usize, slots::Entry, Maker);
-
-/// Under the journal's exclusive lock: the dead steps' slots of every slot file we may
-/// write and trust (locked, to be cleared by the caller), and the live ones' outputs.
-fn reap_slots(
-    dirfd: &OwnedFd,
-    path: &Path,
-    live: &mut std::collections::HashSet<PathBuf>,
-) -> Vec<DeadSlot> {
-    let mut dead = Vec::new();
-    for (name, uid) in slot_files(path) {
-        // another user's file does not open for writing: its entries are for its owner to
-        // reap (who alone may mark the files they name)
-        let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
-            continue;
-        };
-        if !slots::trusted(&fd, uid) {
-            continue;
-        }
-        let all = slots::read_all(&fd);
-        for i in 0..slots::count(&all) {
-            let Some(seen) = slots::decode(slots::slot(&all, i)) else {
-                continue;
-            };
-            if !slots::try_lock(&fd, i) {
-                live.extend(seen.outputs);
-                continue;
-            }
-            // read again under the lock: the step may have ended meanwhile
-            match slots::decode(&slots::read_slot(&fd, i)) {
-                Some(entry) => {
-                    let maker = Maker {
-                        uid,
-                        since: entry.since - CLOCK_SLACK,
-                    };
-                    if let Ok(f) = fd.try_clone() {
-                        dead.push((f, i, entry, maker));
-                    }
-                }
-                None => slots::unlock(&fd, i),
-            }
-        }
-    }
-    dead
-}
-
-/// The user's own slot file, made if need be; None when it cannot be had or is not the
-/// user's alone.
-fn own_slots(dirfd: &OwnedFd) -> Option<OwnedFd> {
-    // SAFETY: geteuid has no preconditions
-    let uid = unsafe { libc::geteuid() };
-    let name = slots::name_for(uid);
-    let fd = open_at(
-        Some(dirfd),
-        OsStr::new(&name),
-        libc::O_RDWR | libc::O_CREAT,
-        0o644,
-    )
-    .ok()?;
-    crate::store::adjust_shared_read_only(&fd);
-    slots::trusted(&fd, uid).then_some(fd)
-}
-
-/// A slot file holds an entry that no one holds: a dead step's.
-fn has_dead_slot(fd: &OwnedFd) -> bool {
-    let all = slots::read_all(fd);
-    (0..slots::count(&all))
-        .any(|i| slots::decode(slots::slot(&all, i)).is_some() && slots::unheld(fd, i))
-}
-
-/// Write `text` into a free slot of `fd`, which stays locked: its index.
-fn take_slot(fd: &OwnedFd, text: &[u8]) -> Option<usize> {
-    let all = slots::read_all(fd);
-    for i in 0..slots::candidates(&all) {
-        if slots::decode(slots::slot(&all, i)).is_some() || !slots::try_lock(fd, i) {
-            continue;
-        }
-        // a step may have written it and died between our read and our lock: leave its
-        // entry to a reaper
-        if slots::decode(&slots::read_slot(fd, i)).is_some() {
-            slots::unlock(fd, i);
-            continue;
-        }
-        if slots::write_slot(fd, i, text) {
-            return Some(i);
-        }
-        slots::unlock(fd, i);
-        return None;
-    }
-    None
 }
 
 /// The file has no name any more.
@@ -390,21 +267,14 @@ fn mark_out_of_date(p: &Path, maker: Maker) -> bool {
 
 /// Reap the entries of dead steps, when there are any. `exclusive` says whether the caller
 /// holds the exclusive lock already; else the shared one, which is given up for a moment.
-fn reap(
-    dirfd: &OwnedFd,
-    lock: &OwnedFd,
-    path: &Path,
-    have_exclusive: bool,
-    dead_slot: bool,
-) -> Vec<PathBuf> {
+fn reap(dirfd: &OwnedFd, lock: &OwnedFd, path: &Path, have_exclusive: bool) -> Vec<PathBuf> {
     if !have_exclusive {
         // a hint only: under the shared lock an entry may be between its creation and its
         // lock
-        let any_dead = dead_slot
-            || entries(path).iter().any(|n| {
-                open_at(Some(dirfd), n, libc::O_RDWR, 0)
-                    .is_ok_and(|fd| flock(&fd, libc::LOCK_EX | libc::LOCK_NB))
-            });
+        let any_dead = entries(path).iter().any(|n| {
+            open_at(Some(dirfd), n, libc::O_RDWR, 0)
+                .is_ok_and(|fd| flock(&fd, libc::LOCK_EX | libc::LOCK_NB))
+        });
         if !any_dead || !flock(lock, libc::LOCK_EX) {
             return Vec::new();
         }
@@ -487,25 +357,7 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
     if !flock(&lock, libc::LOCK_SH) {
         return;
     }
-    // a step reaps its own user's dead slots (only that user or root may mark the files
-    // they name) and every dead entry file; `omnishim run` reaps every slot file it may
-    let own = own_slots(&dirfd);
-    let dead_slot = own.as_ref().is_some_and(has_dead_slot);
-    let marked = reap(&dirfd, &lock, &path, false, dead_slot);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let since = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    if let (Some(file), Some(text)) = (own, slots::encode(since, outputs)) {
-        if let Some(index) = take_slot(&file, &text) {
-            if let Ok(mut cur) = CURRENT.lock() {
-                *cur = Some(Entry::Slot { file, index });
-            }
-            drop(lock);
-            report(store_root, &marked);
-            return;
-        }
-    }
+    let marked = reap(&dirfd, &lock, &path, false);
     let mut text = MAGIC.to_vec();
     for o in outputs {
         let b = o.as_os_str().as_bytes();
@@ -514,6 +366,9 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
             text.push(b'\n');
         }
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let name = format!(
         "{}-{}.{:09}",
         std::process::id(),
@@ -535,7 +390,7 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
             .is_ok_and(|d| std::fs::File::from(d).write_all(&text).is_ok());
         if let (true, true, Some(c)) = (locked, written, cstr(OsStr::new(&name))) {
             if let Ok(mut cur) = CURRENT.lock() {
-                *cur = Some(Entry::File {
+                *cur = Some(Entry {
                     dir: dirfd,
                     name: c,
                     _file: fd,
@@ -550,14 +405,9 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
 /// The step is over (recorded, failed, or its failure to record reported): remove its entry.
 pub fn end() {
     let Ok(mut cur) = CURRENT.lock() else { return };
-    match cur.take() {
-        Some(Entry::File { dir, name, .. }) => {
-            // SAFETY: unlinkat with a valid directory descriptor and C string.
-            unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
-        }
-        // freed before its lock goes with the descriptor
-        Some(Entry::Slot { file, index }) => slots::clear(&file, index),
-        None => {}
+    if let Some(e) = cur.take() {
+        // SAFETY: unlinkat with a valid directory descriptor and C string.
+        unsafe { libc::unlinkat(e.dir.as_raw_fd(), e.name.as_ptr(), 0) };
     }
 }
 
@@ -782,12 +632,8 @@ mod tests {
         assert_eq!(std::fs::metadata(&fresh).unwrap().mtime(), KILLED_MTIME);
     }
 
-    /// `begin` and `end` keep the step's entry in one global: tests using them take turns.
-    static STEPS: Mutex<()> = Mutex::new(());
-
     #[test]
     fn outputs_of_dead_entries_are_marked_live_ones_kept() {
-        let _turn = STEPS.lock().unwrap_or_else(|e| e.into_inner());
         let t = tempfile::tempdir().unwrap();
         let store = t.path().join("store");
         let (a, b) = (t.path().join("a.o"), t.path().join("b.o"));
@@ -811,105 +657,11 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&a).unwrap().mtime(), KILLED_MTIME);
         assert_ne!(std::fs::metadata(&b).unwrap().mtime(), KILLED_MTIME);
-        // b's entry file is left; ours is a slot of our user's slot file
+        let mut names = entries(&dir);
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}"); // b's and our own
+        assert!(!dir.join("1-1.0").exists());
+        end();
         assert_eq!(entries(&dir), vec![std::ffi::OsString::from("2-1.0")]);
-        // SAFETY: geteuid has no preconditions
-        let own = dir.join(slots::name_for(unsafe { libc::geteuid() }));
-        let held_slots = |p: &Path| -> Vec<Vec<PathBuf>> {
-            let all = std::fs::read(p).unwrap();
-            (0..slots::count(&all))
-                .filter_map(|i| slots::decode(slots::slot(&all, i)))
-                .map(|e| e.outputs)
-                .collect()
-        };
-        assert_eq!(held_slots(&own), vec![vec![t.path().join("c.o")]]);
-        end();
-        assert_eq!(held_slots(&own), Vec::<Vec<PathBuf>>::new());
-    }
-
-    /// Slots: a dead step's (its entry there, no lock held) is reaped by the next step of
-    /// the same user, a live one's (locked through another open file) is kept, and a slot
-    /// file that is not its owner's alone is not believed.
-    #[test]
-    fn dead_slots_are_reaped_live_ones_kept_and_untrusted_slot_files_ignored() {
-        let _turn = STEPS.lock().unwrap_or_else(|e| e.into_inner());
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let t = tempfile::tempdir().unwrap();
-        let store = t.path().join("store");
-        let outs: Vec<PathBuf> = ["d.o", "l.o", "g.o"]
-            .iter()
-            .map(|n| t.path().join(n))
-            .collect();
-        for o in &outs {
-            std::fs::write(o, "x").unwrap();
-        }
-        let dir = inflight_dir(&store);
-        std::fs::create_dir_all(&dir).unwrap();
-        // SAFETY: geteuid has no preconditions
-        let uid = unsafe { libc::geteuid() };
-        let own = dir.join(slots::name_for(uid));
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let mut text = Vec::new();
-        for (i, o) in outs[..2].iter().enumerate() {
-            let mut e = slots::encode(now, std::slice::from_ref(o)).unwrap();
-            e.resize(slots::SLOT, 0);
-            assert_eq!(text.len(), i * slots::SLOT);
-            text.extend(e);
-        }
-        std::fs::write(&own, &text).unwrap();
-        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
-        // slot 1 held by a live step (another open file description)
-        let live = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&own)
-            .unwrap();
-        let live = OwnedFd::from(live);
-        assert!(slots::try_lock(&live, 1));
-        // a group-writable slot file of ours naming g.o: not believed
-        let other = dir.join(slots::name_for(uid).replace("slots-", "slots-0"));
-        let mut e = slots::encode(now, &outs[2..]).unwrap();
-        e.resize(slots::SLOT, 0);
-        std::fs::write(&other, &e).unwrap();
-        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o664)).unwrap();
-        reap_store(&store);
-        let mtime = |p: &Path| std::fs::metadata(p).unwrap().mtime();
-        assert_eq!(mtime(&outs[0]), KILLED_MTIME, "the dead slot's output");
-        assert_ne!(mtime(&outs[1]), KILLED_MTIME, "the live slot's output");
-        assert_ne!(mtime(&outs[2]), KILLED_MTIME, "an untrusted file's output");
-        let all = std::fs::read(&own).unwrap();
-        assert_eq!(slots::decode(slots::slot(&all, 0)), None, "dead slot freed");
-        assert!(
-            slots::decode(slots::slot(&all, 1)).is_some(),
-            "live slot kept"
-        );
-        // a step takes the freed slot, not the held one, and frees it at its end
-        std::fs::write(&outs[0], "y").unwrap();
-        begin(&crate::store::Store::at(&store), &[outs[0].clone()]);
-        let all = std::fs::read(&own).unwrap();
-        assert_eq!(
-            slots::decode(slots::slot(&all, 0)).map(|e| e.outputs),
-            Some(vec![outs[0].clone()])
-        );
-        end();
-        // the live step dies: the next step of ours reaps its slot
-        drop(live);
-        std::fs::write(&outs[2], "z").unwrap();
-        begin(&crate::store::Store::at(&store), &[outs[2].clone()]);
-        end();
-        assert_eq!(
-            mtime(&outs[1]),
-            KILLED_MTIME,
-            "a dead step's slot, reaped by a step"
-        );
-        assert_ne!(
-            mtime(&outs[0]),
-            KILLED_MTIME,
-            "an ended step's slot is no dead one"
-        );
-        assert_ne!(mtime(&outs[2]), KILLED_MTIME);
     }
 }

@@ -78,7 +78,8 @@ pub enum LinkMap {
     Unavailable,
 }
 
-/// After a successful link (`ld_deps`: the text of the linker's dependency file): manifest inputs are what the linker read except shared
+/// After a successful link (`ld_deps`: the text of the linker's dependency file, as
+/// `Scratch::read` gives it): manifest inputs are what the linker read except shared
 /// libraries (kept as metadata), our placeholder, and files that no longer exist (the
 /// driver's temporary objects of a compile-and-link). `more` are inputs known otherwise
 /// (the sources and headers of a compile-and-link).
@@ -91,20 +92,11 @@ pub fn record_link(
     args: &[String],
     map: &LinkMap,
 ) -> Result<(), RecordError> {
-    // an empty one is a memory file the linker did not write (it names at least the output)
-    let text = ld_deps
-        .and_then(|t| {
-            if t.is_empty() {
-                Err(std::io::Error::other("empty"))
-            } else {
-                Ok(t)
-            }
-        })
-        .map_err(|e| {
-            RecordError::Other(format!(
-                "the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"
-            ))
-        })?;
+    let text = ld_deps.map_err(|e| {
+        RecordError::Other(format!(
+            "the linker wrote no dependency file ({e}); it needs --dependency-file (binutils 2.35+, gold, lld, mold)"
+        ))
+    })?;
     let placeholder = placeholder.map(|p| rec.abs(p));
     let mut paths = more;
     let mut dynamic: Vec<Input> = Vec::new();

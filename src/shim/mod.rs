@@ -15,7 +15,6 @@ pub mod phase;
 pub mod record;
 pub mod run;
 pub mod scratch;
-pub mod slots;
 
 use crate::classify::Family;
 use std::ffi::OsString;

@@ -18,9 +18,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub struct Scratch {
-    /// Memory files may be used (None: not known yet).
+    /// Memory files may be used (None: the tool may have them, not known yet whether
+    /// their names reach them).
     memory: Option<bool>,
-    tool_ok: bool,
     /// The memory files by the names handed out, held open for the step's life (the tool
     /// reaches them through ours).
     files: Vec<(PathBuf, std::fs::File)>,
@@ -82,9 +82,9 @@ fn proc_name(fd: &OwnedFd) -> PathBuf {
 }
 
 fn identity(fd: &impl AsRawFd) -> Option<(u64, u64)> {
-    // SAFETY: fstat fills the struct it is given
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    crate::store::fstat(fd)
+        .ok()
+        .map(|st| (st.st_dev, st.st_ino))
 }
 
 /// The name leads back to the very memory file (a /proc of this pid namespace).
@@ -99,26 +99,14 @@ impl Scratch {
     /// Scratch files for a step whose real tool is `tool`.
     pub fn new(tool: &Path) -> Scratch {
         Scratch {
-            memory: None,
-            tool_ok: opens_paths_itself(tool),
-            files: Vec::new(),
-            dir: None,
-        }
-    }
-
-    /// Scratch files in a private directory only (for a tool not known to open its paths
-    /// itself).
-    pub fn in_directory() -> Scratch {
-        Scratch {
-            memory: Some(false),
-            tool_ok: false,
+            memory: (!opens_paths_itself(tool)).then_some(false),
             files: Vec::new(),
             dir: None,
         }
     }
 
     fn memory_file(&mut self, name: &str) -> Option<OwnedFd> {
-        if self.memory == Some(false) || !self.tool_ok {
+        if self.memory == Some(false) {
             return None;
         }
         let fd = memfd(name).ok();
@@ -158,7 +146,9 @@ impl Scratch {
     }
 
     /// What a scratch file (or any other file) holds now: ours are read through the
-    /// descriptor we hold, without opening their /proc name again.
+    /// descriptor we hold, without opening their /proc name again. A memory file is there
+    /// from the start, so one the tool left empty reads as a file it did not write (every
+    /// list a tool writes us names at least its output).
     pub fn read(&self, p: &Path) -> std::io::Result<Vec<u8>> {
         use std::io::Read;
         match self.files.iter().find(|(q, _)| q == p) {
@@ -167,6 +157,9 @@ impl Scratch {
                 let mut f = f;
                 std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
                 f.read_to_end(&mut b)?;
+                if b.is_empty() {
+                    return Err(std::io::ErrorKind::NotFound.into());
+                }
                 Ok(b)
             }
             None => std::fs::read(p),

@@ -83,22 +83,6 @@ pub(crate) fn adjust_shared(fd: &OwnedFd, dir: bool) {
     }
 }
 
-/// In a group-shared store, a file that must stay its owner's alone (a journal slot file)
-/// still gets the group's read access.
-pub(crate) fn adjust_shared_read_only(fd: &OwnedFd) {
-    if !shared_group() {
-        return;
-    }
-    if let Ok(st) = fstat(fd) {
-        let mode = st.st_mode & 0o7777;
-        let want = mode | ((mode & 0o400) >> 3);
-        if want != mode {
-            // SAFETY: fchmod on a descriptor we own
-            unsafe { libc::fchmod(fd.as_raw_fd(), want) };
-        }
-    }
-}
-
 fn cstr(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }

@@ -488,9 +488,6 @@ fn group_shared_store_under_umask_077() {
             0o2770
         } else if rel.starts_with("objects/") {
             0o440
-        } else if rel.starts_with("metadata/omnishim/inflight/slots-") {
-            // a journal slot file is believed only while it is its owner's alone
-            0o640
         } else {
             0o660
         };
