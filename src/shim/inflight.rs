@@ -8,8 +8,9 @@
 //! (DWARF names, `-MD` targets, `-gsplit-dwarf` .dwo names, messages that name the output),
 //! so every such detail would have to be mended afterwards; a journal changes nothing the
 //! tool sees. So each step writes a small entry into `metadata/omnishim/inflight/` of the
-//! store before its tool runs (the absolute paths of its outputs) and removes it once the
-//! outputs are recorded (or the tool failed). The entry is held under an exclusive `flock`
+//! store before its tool runs (the absolute paths of its outputs) and empties it once the
+//! outputs are recorded (or the tool failed): an empty entry is free, and a later step takes
+//! it rather than making a file of its own. The entry is held under an exclusive `flock`
 //! for the step's life: the kernel drops that lock however the step dies, so a later step
 //! (or `omnishim run` at its start) that can take the lock knows the step is gone. A pid and
 //! its start time would not do: builds in containers share a store through a bind mount,
@@ -31,7 +32,6 @@
 //! while a reaper looks.
 
 use std::ffi::{CString, OsStr};
-use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn flock(fd: &OwnedFd, op: i32) -> bool {
 struct Entry {
     dir: OwnedFd,
     name: CString,
-    _file: OwnedFd,
+    file: OwnedFd,
 }
 
 static CURRENT: Mutex<Option<Entry>> = Mutex::new(None);
@@ -129,7 +129,7 @@ fn read_outputs(fd: &OwnedFd) -> Vec<PathBuf> {
 }
 
 /// Under the journal's exclusive lock: mark the outputs of every dead step that no live step
-/// names, remove the dead entries. Returns the outputs marked.
+/// names, remove the dead entries and the free ones. Returns the outputs marked.
 fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
     let mut dead: Vec<(std::ffi::OsString, Vec<PathBuf>, Option<Maker>)> = Vec::new();
     let mut live: std::collections::HashSet<PathBuf> = Default::default();
@@ -137,15 +137,15 @@ fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
         let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
             continue;
         };
-        let outs = read_outputs(&fd);
         if flock(&fd, libc::LOCK_EX | libc::LOCK_NB) {
-            // a step that ended between our open and our lock removed its entry first
+            // read under the lock: a step that ended between a read and our lock has
+            // emptied (or removed) its entry by then, and names nothing
             if unlinked(&fd) {
                 continue;
             }
-            dead.push((name, outs, maker(&fd)));
+            dead.push((name, read_outputs(&fd), maker(&fd)));
         } else {
-            live.extend(outs);
+            live.extend(read_outputs(&fd));
         }
     }
     let mut marked = Vec::new();
@@ -265,27 +265,6 @@ fn mark_out_of_date(p: &Path, maker: Maker) -> bool {
     same && unsafe { libc::futimens(f.as_raw_fd(), [t, t].as_ptr()) == 0 }
 }
 
-/// Reap the entries of dead steps, when there are any. `exclusive` says whether the caller
-/// holds the exclusive lock already; else the shared one, which is given up for a moment.
-fn reap(dirfd: &OwnedFd, lock: &OwnedFd, path: &Path, have_exclusive: bool) -> Vec<PathBuf> {
-    if !have_exclusive {
-        // a hint only: under the shared lock an entry may be between its creation and its
-        // lock
-        let any_dead = entries(path).iter().any(|n| {
-            open_at(Some(dirfd), n, libc::O_RDWR, 0)
-                .is_ok_and(|fd| flock(&fd, libc::LOCK_EX | libc::LOCK_NB))
-        });
-        if !any_dead || !flock(lock, libc::LOCK_EX) {
-            return Vec::new();
-        }
-    }
-    let marked = reap_locked(dirfd, path);
-    if !have_exclusive {
-        flock(lock, libc::LOCK_SH);
-    }
-    marked
-}
-
 /// One warning line and a step-log line per output marked.
 fn report(store_root: &Path, marked: &[PathBuf]) {
     if marked.is_empty() {
@@ -344,9 +323,97 @@ pub fn reap_store(store_root: &Path) {
     report(store_root, &marked);
 }
 
-/// Before a step's tool runs: reap dead steps' entries, then register this step's outputs.
-/// A store that cannot hold the entry costs the step nothing but the guard (its recording
-/// will say what is wrong with the store).
+/// Free entries a step leaves for later steps to take; more are removed by the step that
+/// finds them (a build that ran at -j64 leaves no 64 entries for every later step to look at).
+const FREE_KEPT: usize = 4;
+
+/// What a look through the journal found.
+struct Scan {
+    /// A free entry of ours, now locked: this step's.
+    claimed: Option<(CString, OwnedFd)>,
+    /// An entry whose step is gone left outputs to mark.
+    any_dead: bool,
+}
+
+/// Under the journal's shared lock: find dead entries and take a free one. An entry whose lock
+/// can be taken belongs to no live step: empty, it is free (its step ended, or was killed
+/// before it named its outputs); else its step was killed (a hint only: the reaper looks again
+/// under the exclusive lock). An entry is only taken when it is the user's own, regular and
+/// has one name: the owner and change time of an entry are what a reaper trusts (see `Maker`).
+fn scan(dirfd: &OwnedFd, path: &Path) -> Scan {
+    // SAFETY: geteuid has no preconditions
+    let euid = unsafe { libc::geteuid() };
+    let mut found = Scan {
+        claimed: None,
+        any_dead: false,
+    };
+    let mut spare = 0;
+    for name in entries(path) {
+        let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
+            continue;
+        };
+        if !flock(&fd, libc::LOCK_EX | libc::LOCK_NB) {
+            continue;
+        }
+        let Some(st) = fstat(&fd) else { continue };
+        if st.st_nlink == 0 {
+            // removed by a step of an older version that ended, or by a step trimming
+            continue;
+        }
+        if st.st_size != 0 {
+            found.any_dead = true;
+            continue;
+        }
+        let ours =
+            st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink == 1 && st.st_uid == euid;
+        if !ours {
+            continue;
+        }
+        match (&found.claimed, cstr(&name)) {
+            (None, Some(c)) => found.claimed = Some((c, fd)),
+            _ if spare < FREE_KEPT => spare += 1,
+            _ => {
+                if let Some(c) = cstr(&name) {
+                    // free and locked by us: whoever opened it meanwhile finds it locked,
+                    // or without a name once we let go
+                    // SAFETY: unlinkat with a valid directory descriptor and C string.
+                    unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), 0) };
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A new entry, locked (when a step finds no free one).
+fn create_entry(dirfd: &OwnedFd) -> Option<(CString, OwnedFd)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let name = format!(
+        "{}-{}.{:09}",
+        std::process::id(),
+        now.as_secs(),
+        now.subsec_nanos()
+    );
+    let fd = open_at(
+        Some(dirfd),
+        OsStr::new(&name),
+        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+        0o644,
+    )
+    .ok()?;
+    crate::store::adjust_shared(&fd, false);
+    // blocking: another step's look for dead entries may hold it for a moment
+    flock(&fd, libc::LOCK_EX).then_some(())?;
+    Some((cstr(OsStr::new(&name))?, fd))
+}
+
+/// Before a step's tool runs: reap dead steps' entries, then register this step's outputs in
+/// an entry it holds locked until it ends. Entries are reused (an empty one is free): making
+/// and removing a file per step cost more than any other part of the journal (ext4 makes and
+/// frees an inode each time). A store that cannot hold the entry costs the step nothing but
+/// the guard (its recording will say what is wrong with the store).
 pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
     let store_root = store.root();
     let path = inflight_dir(store_root);
@@ -357,7 +424,13 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
     if !flock(&lock, libc::LOCK_SH) {
         return;
     }
-    let marked = reap(&dirfd, &lock, &path, false);
+    let found = scan(&dirfd, &path);
+    let mut marked = Vec::new();
+    if found.any_dead && flock(&lock, libc::LOCK_EX) {
+        // an entry we took is locked, so the reaper takes it for a live step's
+        marked = reap_locked(&dirfd, &path);
+        flock(&lock, libc::LOCK_SH);
+    }
     let mut text = MAGIC.to_vec();
     for o in outputs {
         let b = o.as_os_str().as_bytes();
@@ -366,34 +439,16 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
             text.push(b'\n');
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let name = format!(
-        "{}-{}.{:09}",
-        std::process::id(),
-        now.as_secs(),
-        now.subsec_nanos()
-    );
-    let made = open_at(
-        Some(&dirfd),
-        OsStr::new(&name),
-        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
-        0o644,
-    );
-    if let Ok(fd) = made {
-        crate::store::adjust_shared(&fd, false);
-        // blocking: another step's look for dead entries may hold it for a moment
-        let locked = flock(&fd, libc::LOCK_EX);
-        let written = fd
-            .try_clone()
-            .is_ok_and(|d| std::fs::File::from(d).write_all(&text).is_ok());
-        if let (true, true, Some(c)) = (locked, written, cstr(OsStr::new(&name))) {
+    if let Some((name, fd)) = found.claimed.or_else(|| create_entry(&dirfd)) {
+        // the entry is empty: one write at its start
+        // SAFETY: pwrite from a buffer of the given length to a descriptor we own.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), text.as_ptr().cast(), text.len(), 0) };
+        if usize::try_from(n).is_ok_and(|n| n == text.len()) {
             if let Ok(mut cur) = CURRENT.lock() {
                 *cur = Some(Entry {
                     dir: dirfd,
-                    name: c,
-                    _file: fd,
+                    name,
+                    file: fd,
                 });
             }
         }
@@ -402,12 +457,19 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
     report(store_root, &marked);
 }
 
-/// The step is over (recorded, failed, or its failure to record reported): remove its entry.
+/// The step is over (recorded, failed, or its failure to record reported): empty its entry for
+/// a later step to take (removed when it cannot be emptied). Killed here, the entry still names
+/// the outputs: they are marked out of date although recorded, the safe side.
 pub fn end() {
     let Ok(mut cur) = CURRENT.lock() else { return };
     if let Some(e) = cur.take() {
-        // SAFETY: unlinkat with a valid directory descriptor and C string.
-        unsafe { libc::unlinkat(e.dir.as_raw_fd(), e.name.as_ptr(), 0) };
+        // SAFETY: ftruncate of a descriptor we own; unlinkat with a valid directory
+        // descriptor and C string.
+        unsafe {
+            if libc::ftruncate(e.file.as_raw_fd(), 0) != 0 {
+                libc::unlinkat(e.dir.as_raw_fd(), e.name.as_ptr(), 0);
+            }
+        }
     }
 }
 
@@ -661,7 +723,91 @@ mod tests {
         names.sort();
         assert_eq!(names.len(), 2, "{names:?}"); // b's and our own
         assert!(!dir.join("1-1.0").exists());
+        let ours = names.iter().find(|n| *n != "2-1.0").unwrap().clone();
+        assert!(std::fs::read(dir.join(&ours)).unwrap().ends_with(b"c.o\n"));
         end();
-        assert_eq!(entries(&dir), vec![std::ffi::OsString::from("2-1.0")]);
+        // ours is left empty, free for the next step
+        assert_eq!(std::fs::metadata(dir.join(&ours)).unwrap().len(), 0);
+        assert_ne!(std::fs::metadata(dir.join("2-1.0")).unwrap().len(), 0);
+    }
+
+    fn names_and_sizes(dir: &Path) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = entries(dir)
+            .into_iter()
+            .map(|n| {
+                let len = std::fs::metadata(dir.join(&n)).unwrap().len();
+                (n.into_string().unwrap(), len)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn free_entries_are_taken_again_and_spare_ones_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::at(t.path().join("store"));
+        let dir = inflight_dir(store.root());
+        let out = t.path().join("a.o");
+        begin(&store, std::slice::from_ref(&out));
+        let first = names_and_sizes(&dir);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].1 > 0);
+        end();
+        assert_eq!(names_and_sizes(&dir), vec![(first[0].0.clone(), 0)]);
+        // the next step takes the same file
+        begin(&store, std::slice::from_ref(&out));
+        let second = names_and_sizes(&dir);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].0, first[0].0);
+        assert!(second[0].1 > 0);
+        end();
+        // a free entry another step holds is not taken; eight free ones left by a wide
+        // build are cut to the spare count plus the one taken
+        let held = std::fs::File::open(dir.join(&first[0].0)).unwrap();
+        // SAFETY: flock on an open file
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        for k in 0..8 {
+            std::fs::write(dir.join(format!("7-{k}.0")), "").unwrap();
+        }
+        begin(&store, std::slice::from_ref(&out));
+        let now = names_and_sizes(&dir);
+        assert_eq!(now.len(), 1 + 1 + FREE_KEPT, "{now:?}");
+        assert_eq!(now.iter().filter(|(_, len)| *len > 0).count(), 1, "{now:?}");
+        assert!(now.iter().any(|(n, len)| *n == first[0].0 && *len == 0));
+        end();
+        drop(held);
+        // a free entry with a second name (a hard link) is no entry to take
+        let now = names_and_sizes(&dir);
+        for (n, _) in &now {
+            std::fs::remove_file(dir.join(n)).unwrap();
+        }
+        std::fs::write(t.path().join("x"), "").unwrap();
+        std::fs::hard_link(t.path().join("x"), dir.join("8-1.0")).unwrap();
+        begin(&store, std::slice::from_ref(&out));
+        assert_eq!(std::fs::metadata(t.path().join("x")).unwrap().len(), 0);
+        assert_eq!(names_and_sizes(&dir).len(), 2);
+        end();
+    }
+
+    #[test]
+    fn another_users_free_entry_is_not_taken() {
+        // SAFETY: geteuid has no preconditions
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test gives an entry to another user, which needs root"
+        );
+        let t = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::at(t.path().join("store"));
+        let dir = inflight_dir(store.root());
+        std::fs::create_dir_all(&dir).unwrap();
+        let theirs = dir.join("5-1.0");
+        std::fs::write(&theirs, "").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        begin(&store, &[t.path().join("a.o")]);
+        assert_eq!(std::fs::metadata(&theirs).unwrap().len(), 0);
+        assert_eq!(names_and_sizes(&dir).len(), 2);
+        end();
     }
 }
