@@ -81,6 +81,7 @@ struct Entry {
 
 static CURRENT: Mutex<Option<Entry>> = Mutex::new(None);
 
+#[cfg(test)]
 fn inflight_dir(store_root: &Path) -> PathBuf {
     store_root
         .join("metadata")
@@ -99,15 +100,50 @@ fn open_dir(store: &crate::store::Store) -> std::io::Result<OwnedFd> {
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
 }
 
-/// The names in the journal directory that are entries.
-fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.file_name()))
-                .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The names in the journal directory that are entries, read through its handle with
+/// `getdents64` into a buffer on the stack: `read_dir` walks the path again and has libc
+/// allocate (a few more system calls and fresh pages in every step).
+fn entries(dirfd: &OwnedFd) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let Ok(d) = open_at(
+        Some(dirfd),
+        OsStr::new("."),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    ) else {
+        return out;
+    };
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: getdents64 fills at most `buf.len()` bytes of the buffer it is given.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                d.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let Ok(n) = usize::try_from(n) else { break };
+        if n == 0 {
+            break;
+        }
+        // records: inode (8), offset (8), record length (2), type (1), NUL-ended name
+        let mut at = 0;
+        while at + 19 < n {
+            let len = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if len == 0 || at + len > n {
+                break;
+            }
+            let name = &buf[at + 19..at + len];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name.first().is_some_and(u8::is_ascii_digit) {
+                out.push(OsStr::from_bytes(name).to_owned());
+            }
+            at += len;
+        }
+    }
+    out
 }
 
 /// The outputs an entry names.
@@ -130,10 +166,10 @@ fn read_outputs(fd: &OwnedFd) -> Vec<PathBuf> {
 
 /// Under the journal's exclusive lock: mark the outputs of every dead step that no live step
 /// names, remove the dead entries and the free ones. Returns the outputs marked.
-fn reap_locked(dirfd: &OwnedFd, path: &Path) -> Vec<PathBuf> {
+fn reap_locked(dirfd: &OwnedFd) -> Vec<PathBuf> {
     let mut dead: Vec<(std::ffi::OsString, Vec<PathBuf>, Option<Maker>)> = Vec::new();
     let mut live: std::collections::HashSet<PathBuf> = Default::default();
-    for name in entries(path) {
+    for name in entries(dirfd) {
         let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
             continue;
         };
@@ -318,7 +354,7 @@ pub fn reap_store(store_root: &Path) {
     if !flock(&lock, libc::LOCK_EX) {
         return;
     }
-    let marked = reap_locked(&dirfd, &inflight_dir(store_root));
+    let marked = reap_locked(&dirfd);
     drop(lock);
     report(store_root, &marked);
 }
@@ -340,7 +376,7 @@ struct Scan {
 /// before it named its outputs); else its step was killed (a hint only: the reaper looks again
 /// under the exclusive lock). An entry is only taken when it is the user's own, regular and
 /// has one name: the owner and change time of an entry are what a reaper trusts (see `Maker`).
-fn scan(dirfd: &OwnedFd, path: &Path) -> Scan {
+fn scan(dirfd: &OwnedFd) -> Scan {
     // SAFETY: geteuid has no preconditions
     let euid = unsafe { libc::geteuid() };
     let mut found = Scan {
@@ -348,7 +384,7 @@ fn scan(dirfd: &OwnedFd, path: &Path) -> Scan {
         any_dead: false,
     };
     let mut spare = 0;
-    for name in entries(path) {
+    for name in entries(dirfd) {
         let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
             continue;
         };
@@ -416,7 +452,6 @@ fn create_entry(dirfd: &OwnedFd) -> Option<(CString, OwnedFd)> {
 /// the guard (its recording will say what is wrong with the store).
 pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
     let store_root = store.root();
-    let path = inflight_dir(store_root);
     let Ok(dirfd) = open_dir(store) else {
         return;
     };
@@ -424,11 +459,11 @@ pub fn begin(store: &crate::store::Store, outputs: &[PathBuf]) {
     if !flock(&lock, libc::LOCK_SH) {
         return;
     }
-    let found = scan(&dirfd, &path);
+    let found = scan(&dirfd);
     let mut marked = Vec::new();
     if found.any_dead && flock(&lock, libc::LOCK_EX) {
         // an entry we took is locked, so the reaper takes it for a live step's
-        marked = reap_locked(&dirfd, &path);
+        marked = reap_locked(&dirfd);
         flock(&lock, libc::LOCK_SH);
     }
     let mut text = MAGIC.to_vec();
@@ -605,6 +640,10 @@ pub fn private_dir_in(base: &Path) -> std::io::Result<PrivateDir> {
 mod tests {
     use super::*;
 
+    fn entries_in(dir: &Path) -> Vec<std::ffi::OsString> {
+        entries(&open_at(None, dir.as_os_str(), libc::O_RDONLY | libc::O_DIRECTORY, 0).unwrap())
+    }
+
     #[test]
     fn private_dirs_of_dead_steps_are_reaped_live_ones_kept() {
         let t = tempfile::tempdir().unwrap();
@@ -719,7 +758,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&a).unwrap().mtime(), KILLED_MTIME);
         assert_ne!(std::fs::metadata(&b).unwrap().mtime(), KILLED_MTIME);
-        let mut names = entries(&dir);
+        let mut names = entries_in(&dir);
         names.sort();
         assert_eq!(names.len(), 2, "{names:?}"); // b's and our own
         assert!(!dir.join("1-1.0").exists());
@@ -732,7 +771,7 @@ mod tests {
     }
 
     fn names_and_sizes(dir: &Path) -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = entries(dir)
+        let mut v: Vec<(String, u64)> = entries_in(dir)
             .into_iter()
             .map(|n| {
                 let len = std::fs::metadata(dir.join(&n)).unwrap().len();

@@ -155,10 +155,12 @@ fn store_in(cwd: &Path) -> Store {
 }
 
 /// An ELF input without a note that a killed step left (see `inflight`): say which, and why
-/// this output's graph lacks what it was made from. Only such inputs pay for the `stat`.
-fn warn_if_killed(path: &Path) {
+/// this output's graph lacks what it was made from. `mtime`: the one the hash cache saw, else
+/// the file is looked at.
+fn warn_if_killed(path: &Path, mtime: Option<i64>) {
     use std::os::unix::fs::MetadataExt;
-    if std::fs::metadata(path).is_ok_and(|m| m.mtime() == super::inflight::KILLED_MTIME) {
+    let mtime = mtime.or_else(|| std::fs::metadata(path).ok().map(|m| m.mtime()));
+    if mtime == Some(super::inflight::KILLED_MTIME) {
         eprintln!(
             "omnishim: warning: {}: not recorded: the step that made it was killed before recording it; the next build redoes it",
             path.display()
@@ -202,7 +204,7 @@ impl Recorder {
             manifest = self.target(&ids);
         }
         if cached.elf && manifest.is_empty() {
-            warn_if_killed(&path);
+            warn_if_killed(&path, cached.mtime);
         }
         Ok(Input {
             path,

@@ -497,6 +497,7 @@ impl HashCache {
                 ids: *ids,
                 elf,
                 no_note: false,
+                mtime: None,
             },
         );
     }
@@ -518,6 +519,7 @@ impl HashCache {
         }
         let key = Self::key(&before);
         if let Some(mut c) = logs.find(path, &key).map_err(io::Error::other)? {
+            c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
             if c.elf {
                 c.no_note = logs
                     .find(path, &no_note_key(&key))
@@ -527,7 +529,8 @@ impl HashCache {
             }
             return Ok(c);
         }
-        let c = hash_with_kind(path)?;
+        let mut c = hash_with_kind(path)?;
+        c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
         // Only cache when the file did not change while we read it.
         if fs::metadata(path).is_ok_and(|after| Self::key(&after) == key)
             && !(logs.private() && recent(&before))
@@ -617,6 +620,7 @@ fn parse_entry(rest: &str) -> Option<Cached> {
         ids: Ids { sha1, sha256 },
         elf: k == "elf",
         no_note: false,
+        mtime: None,
     })
 }
 
@@ -647,6 +651,9 @@ pub struct Cached {
     /// entry (a new kind in the entry's own line would be a miss to it, and a user cache
     /// shared by two versions would hash libc again at every link).
     pub no_note: bool,
+    /// The modification time the lookup saw, when it looked (a reader asking whether a killed
+    /// step left the file need not `stat` it again).
+    pub mtime: Option<i64>,
 }
 
 fn hash_with_kind(path: &Path) -> io::Result<Cached> {
@@ -661,6 +668,7 @@ fn hash_with_kind(path: &Path) -> io::Result<Cached> {
         ids,
         elf,
         no_note: false,
+        mtime: None,
     })
 }
 
