@@ -6,7 +6,6 @@
 
 use sha1::Digest;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::str::FromStr;
@@ -267,7 +266,7 @@ const PARALLEL_MIN: u64 = 8 << 20;
 
 /// Hash a file in one streaming read (never loading it whole).
 pub fn id_file(path: &Path, which: Which) -> io::Result<FileIds> {
-    let mut f = File::open(path)?;
+    let mut f = crate::store::open_path(path, libc::O_RDONLY)?;
     let meta = f.metadata()?;
     if meta.is_dir() {
         return Err(io::Error::new(

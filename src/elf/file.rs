@@ -33,17 +33,12 @@ pub fn embed_file(path: &Path, sha1: &Id, sha256: &Id) -> Result<(), NoteFileErr
 /// Open a file for writing (nothing is written): the proof we may write it. The error says
 /// that we refuse it.
 fn open_for_writing(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot write it ({e}): a file we may not write is never replaced"),
-            )
-        })
+    crate::store::open_path(path, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot write it ({e}): a file we may not write is never replaced"),
+        )
+    })
 }
 
 /// Replace a file's contents atomically, keeping its owner, group and mode (a read-only file

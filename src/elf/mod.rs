@@ -502,7 +502,7 @@ pub fn read_note_file(path: &Path) -> Result<NoteIds, NoteFileError> {
 /// header tables, the section-name table and the note sections and segments are read.
 fn read_note_parts(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(path)?;
+    let f = crate::store::open_path(path, libc::O_RDONLY)?;
     let len = f.metadata()?.len();
     if len <= 256 << 10 {
         return crate::store::read_up_to(&f, len as usize);

@@ -327,7 +327,7 @@ fn cached_placeholder(
     if !cmd.status().ok()?.success() {
         return None;
     }
-    let bytes = std::fs::read(&obj).ok()?;
+    let bytes = crate::store::read_path(&obj).ok()?;
     rec.store.write_file(&path, &bytes).ok()?;
     Some(path)
 }

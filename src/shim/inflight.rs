@@ -377,8 +377,7 @@ struct Scan {
 /// under the exclusive lock). An entry is only taken when it is the user's own, regular and
 /// has one name: the owner and change time of an entry are what a reaper trusts (see `Maker`).
 fn scan(dirfd: &OwnedFd) -> Scan {
-    // SAFETY: geteuid has no preconditions
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::store::euid();
     let mut found = Scan {
         claimed: None,
         any_dead: false,

@@ -120,7 +120,7 @@ fn store_of_shim_dir() -> Option<std::ffi::OsString> {
 /// them whole).
 pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
     let mut b = [0u8; 20];
-    let mut f = std::fs::File::open(path)?;
+    let mut f = crate::store::open_path(path, libc::O_RDONLY)?;
     let mut n = 0;
     while n < b.len() {
         let k = f.read(&mut b[n..])?;
@@ -267,7 +267,7 @@ impl Recorder {
             return Err(RecordError::NotRegular(path));
         }
         let m = self.manifests(inputs)?;
-        let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+        let bytes = crate::store::read_path(&path).map_err(io_err(&path))?;
         let embedded = match elf::elf_type(&bytes) {
             Some(_) => match elf::embed_any(&bytes, &m.sha1, &m.sha256) {
                 Ok(new) => Some(new),

@@ -89,7 +89,7 @@ fn identity(fd: &impl AsRawFd) -> Option<(u64, u64)> {
 
 /// The name leads back to the very memory file (a /proc of this pid namespace).
 fn reachable(fd: &OwnedFd) -> bool {
-    std::fs::File::open(proc_name(fd))
+    crate::store::open_path(&proc_name(fd), libc::O_RDONLY)
         .ok()
         .and_then(|f| identity(&f))
         .is_some_and(|id| Some(id) == identity(fd))

@@ -661,7 +661,7 @@ fn hash_with_kind(path: &Path) -> io::Result<Cached> {
     let mut head = [0u8; 4];
     let elf = {
         use std::io::Read;
-        let mut f = fs::File::open(path)?;
+        let mut f = super::open_path(path, libc::O_RDONLY)?;
         f.read_exact(&mut head).is_ok() && &head == b"\x7fELF"
     };
     Ok(Cached {
