@@ -100,10 +100,15 @@ fn open_dir(store: &crate::store::Store) -> std::io::Result<OwnedFd> {
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
 }
 
-/// The names in the journal directory that are entries, read through its handle with
-/// `getdents64` into a buffer on the stack: `read_dir` walks the path again and has libc
-/// allocate (a few more system calls and fresh pages in every step).
+/// The names in the journal directory that are entries.
 fn entries(dirfd: &OwnedFd) -> Vec<std::ffi::OsString> {
+    names(dirfd, |n| n.first().is_some_and(u8::is_ascii_digit))
+}
+
+/// The names in a directory that `keep` accepts, read through its handle with `getdents64`
+/// into a buffer on the stack: `read_dir` walks the path again and has libc allocate (a few
+/// more system calls and fresh pages in every step).
+fn names(dirfd: &OwnedFd, keep: impl Fn(&[u8]) -> bool) -> Vec<std::ffi::OsString> {
     let mut out = Vec::new();
     let Ok(d) = open_at(
         Some(dirfd),
@@ -137,7 +142,7 @@ fn entries(dirfd: &OwnedFd) -> Vec<std::ffi::OsString> {
             }
             let name = &buf[at + 19..at + len];
             let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if name.first().is_some_and(u8::is_ascii_digit) {
+            if keep(name) {
                 out.push(OsStr::from_bytes(name).to_owned());
             }
             at += len;
@@ -165,8 +170,10 @@ fn read_outputs(fd: &OwnedFd) -> Vec<PathBuf> {
 }
 
 /// Under the journal's exclusive lock: mark the outputs of every dead step that no live step
-/// names, remove the dead entries and the free ones. Returns the outputs marked.
+/// names, remove the dead entries, the free ones and new ones never named. Returns the
+/// outputs marked.
 fn reap_locked(dirfd: &OwnedFd) -> Vec<PathBuf> {
+    remove_unnamed(dirfd);
     let mut dead: Vec<(std::ffi::OsString, Vec<PathBuf>, Option<Maker>)> = Vec::new();
     let mut live: std::collections::HashSet<PathBuf> = Default::default();
     for name in entries(dirfd) {
@@ -420,7 +427,13 @@ fn scan(dirfd: &OwnedFd) -> Scan {
     found
 }
 
-/// A new entry, locked (when a step finds no free one).
+/// The name a new entry has until it is locked: not an entry's name (those start with a
+/// digit), so no other step sees it, takes it for free or locks it meanwhile.
+const NEW_PREFIX: &str = ".new-";
+
+/// A new entry, locked (when a step finds no free one). Made under a hidden name and renamed
+/// once locked: an empty entry that could be seen before its lock would look free, and the
+/// step that took it would hold it while this one waited for the lock.
 fn create_entry(dirfd: &OwnedFd) -> Option<(CString, OwnedFd)> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -431,17 +444,40 @@ fn create_entry(dirfd: &OwnedFd) -> Option<(CString, OwnedFd)> {
         now.as_secs(),
         now.subsec_nanos()
     );
+    let hidden = cstr(OsStr::new(&format!("{NEW_PREFIX}{name}")))?;
+    let visible = cstr(OsStr::new(&name))?;
     let fd = open_at(
         Some(dirfd),
-        OsStr::new(&name),
+        OsStr::from_bytes(hidden.as_bytes()),
         libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
         0o644,
     )
     .ok()?;
     crate::store::adjust_shared(&fd, false);
-    // blocking: another step's look for dead entries may hold it for a moment
-    flock(&fd, libc::LOCK_EX).then_some(())?;
-    Some((cstr(OsStr::new(&name))?, fd))
+    let d = dirfd.as_raw_fd();
+    // SAFETY: renameat and unlinkat with a valid directory descriptor and C strings.
+    let named = flock(&fd, libc::LOCK_EX)
+        && unsafe { libc::renameat(d, hidden.as_ptr(), d, visible.as_ptr()) } == 0;
+    if !named {
+        // SAFETY: as above
+        unsafe { libc::unlinkat(d, hidden.as_ptr(), 0) };
+        return None;
+    }
+    Some((visible, fd))
+}
+
+/// Under the journal's exclusive lock (no step is making an entry): remove hidden new
+/// entries left by steps killed before they renamed them.
+fn remove_unnamed(dirfd: &OwnedFd) {
+    for name in names(dirfd, |n| n.starts_with(NEW_PREFIX.as_bytes())) {
+        let Ok(fd) = open_at(Some(dirfd), &name, libc::O_RDWR, 0) else {
+            continue;
+        };
+        if let (true, Some(c)) = (flock(&fd, libc::LOCK_EX | libc::LOCK_NB), cstr(&name)) {
+            // SAFETY: unlinkat with a valid directory descriptor and C string.
+            unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), 0) };
+        }
+    }
 }
 
 /// Before a step's tool runs: reap dead steps' entries, then register this step's outputs in
@@ -791,6 +827,12 @@ mod tests {
         let first = names_and_sizes(&dir);
         assert_eq!(first.len(), 1);
         assert!(first[0].1 > 0);
+        // made under a hidden name and renamed: nothing hidden is left
+        let all: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(!all.iter().any(|n| n.starts_with(NEW_PREFIX)), "{all:?}");
         end();
         assert_eq!(names_and_sizes(&dir), vec![(first[0].0.clone(), 0)]);
         // the next step takes the same file
@@ -826,6 +868,18 @@ mod tests {
         assert_eq!(std::fs::metadata(t.path().join("x")).unwrap().len(), 0);
         assert_eq!(names_and_sizes(&dir).len(), 2);
         end();
+        // a new entry whose step was killed before naming it: removed by a reaper, unless
+        // its step still holds it
+        let left = dir.join(format!("{NEW_PREFIX}9-1.0"));
+        let held_new = dir.join(format!("{NEW_PREFIX}9-2.0"));
+        std::fs::write(&left, "").unwrap();
+        std::fs::write(&held_new, "").unwrap();
+        let holder = std::fs::File::open(&held_new).unwrap();
+        // SAFETY: flock on an open file
+        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        reap_store(store.root());
+        assert!(!left.exists());
+        assert!(held_new.exists());
     }
 
     #[test]
