@@ -100,55 +100,19 @@ fn open_dir(store: &crate::store::Store) -> std::io::Result<OwnedFd> {
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
 }
 
-/// The names in the journal directory that are entries.
+/// The names in the journal directory that are entries (hidden new ones are not).
 fn entries(dirfd: &OwnedFd) -> Vec<std::ffi::OsString> {
     names(dirfd, |n| n.first().is_some_and(u8::is_ascii_digit))
 }
 
-/// The names in a directory that `keep` accepts, read through its handle with `getdents64`
-/// into a buffer on the stack: `read_dir` walks the path again and has libc allocate (a few
-/// more system calls and fresh pages in every step).
+/// The names in a directory that `keep` accepts.
 fn names(dirfd: &OwnedFd, keep: impl Fn(&[u8]) -> bool) -> Vec<std::ffi::OsString> {
-    let mut out = Vec::new();
-    let Ok(d) = open_at(
-        Some(dirfd),
-        OsStr::new("."),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-    ) else {
-        return out;
-    };
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: getdents64 fills at most `buf.len()` bytes of the buffer it is given.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                d.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        };
-        let Ok(n) = usize::try_from(n) else { break };
-        if n == 0 {
-            break;
-        }
-        // records: inode (8), offset (8), record length (2), type (1), NUL-ended name
-        let mut at = 0;
-        while at + 19 < n {
-            let len = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
-            if len == 0 || at + len > n {
-                break;
-            }
-            let name = &buf[at + 19..at + len];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if keep(name) {
-                out.push(OsStr::from_bytes(name).to_owned());
-            }
-            at += len;
-        }
-    }
-    out
+    crate::store::list(dirfd)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| keep(n.as_bytes()))
+        .collect()
 }
 
 /// The outputs an entry names.
@@ -208,17 +172,11 @@ fn reap_locked(dirfd: &OwnedFd) -> Vec<PathBuf> {
 
 /// The file has no name any more.
 fn unlinked(fd: &OwnedFd) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    fd.try_clone()
-        .ok()
-        .and_then(|d| std::fs::File::from(d).metadata().ok())
-        .is_some_and(|m| m.nlink() == 0)
+    fstat(fd).is_some_and(|st| st.st_nlink == 0)
 }
 
 fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
-    // SAFETY: fstat fills the struct it is given
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    (unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0).then_some(st)
+    crate::store::fstat(fd).ok()
 }
 
 /// Who wrote a dead entry, and when (its change time: its owner cannot set that back).
@@ -411,17 +369,16 @@ fn scan(dirfd: &OwnedFd) -> Scan {
         if !ours {
             continue;
         }
-        match (&found.claimed, cstr(&name)) {
-            (None, Some(c)) => found.claimed = Some((c, fd)),
-            _ if spare < FREE_KEPT => spare += 1,
-            _ => {
-                if let Some(c) = cstr(&name) {
-                    // free and locked by us: whoever opened it meanwhile finds it locked,
-                    // or without a name once we let go
-                    // SAFETY: unlinkat with a valid directory descriptor and C string.
-                    unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), 0) };
-                }
-            }
+        let Some(c) = cstr(&name) else { continue };
+        if found.claimed.is_none() {
+            found.claimed = Some((c, fd));
+        } else if spare < FREE_KEPT {
+            spare += 1;
+        } else {
+            // free and locked by us: whoever opened it meanwhile finds it locked, or without a
+            // name once we let go
+            // SAFETY: unlinkat with a valid directory descriptor and C string.
+            unsafe { libc::unlinkat(dirfd.as_raw_fd(), c.as_ptr(), 0) };
         }
     }
     found
@@ -444,15 +401,15 @@ fn create_entry(dirfd: &OwnedFd) -> Option<(CString, OwnedFd)> {
         now.as_secs(),
         now.subsec_nanos()
     );
-    let hidden = cstr(OsStr::new(&format!("{NEW_PREFIX}{name}")))?;
-    let visible = cstr(OsStr::new(&name))?;
+    let hidden_name = format!("{NEW_PREFIX}{name}");
     let fd = open_at(
         Some(dirfd),
-        OsStr::from_bytes(hidden.as_bytes()),
+        OsStr::new(&hidden_name),
         libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
         0o644,
     )
     .ok()?;
+    let (hidden, visible) = (cstr(OsStr::new(&hidden_name))?, cstr(OsStr::new(&name))?);
     crate::store::adjust_shared(&fd, false);
     let d = dirfd.as_raw_fd();
     // SAFETY: renameat and unlinkat with a valid directory descriptor and C strings.

@@ -162,7 +162,7 @@ impl Scratch {
                 }
                 Ok(b)
             }
-            None => std::fs::read(p),
+            None => crate::store::read_path(p),
         }
     }
 

@@ -146,12 +146,14 @@ impl Dir {
             path: path.to_path_buf(),
             source,
         };
-        let c = cstr(path.as_os_str()).map_err(io_err)?;
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-        // SAFETY: openat with a NUL-terminated path (not `open`: see `open_path`)
-        let mut fd = unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), flags) };
+        let open = || open_path(path, libc::O_RDONLY | libc::O_DIRECTORY);
+        let mut opened = open();
         let mut made = false;
-        if fd < 0 && create && io::Error::last_os_error().kind() == io::ErrorKind::NotFound {
+        if create
+            && opened
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        {
             made = true;
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -159,18 +161,13 @@ impl Dir {
                 .mode(DIR_MODE)
                 .create(path)
                 .map_err(io_err)?;
-            // SAFETY: as above
-            fd = unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), flags) };
+            opened = open();
         }
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::NotFound {
-                return Ok(None);
-            }
-            return Err(io_err(e));
-        }
-        // SAFETY: a descriptor open() just gave us
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = match opened {
+            Ok(f) => OwnedFd::from(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
         if made {
             adjust_shared(&fd, true);
         }
@@ -540,45 +537,8 @@ impl Dir {
             path: self.path.clone(),
             source,
         };
-        // a descriptor of its own (a duplicate would share its offset with this handle,
-        // which the store keeps open and reuses)
-        // SAFETY: openat of "." below a directory descriptor we own
-        let raw = unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c".".as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        let fd = OwnedFd::from(
-            // SAFETY: a descriptor openat just gave us, or the error it reported
-            unsafe { File::from_raw_fd(cvt(raw).map_err(io_err)?) },
-        );
-        // SAFETY: fdopendir takes over the descriptor; closedir releases it
-        let dirp = unsafe { libc::fdopendir(fd.as_raw_fd()) };
-        if dirp.is_null() {
-            return Err(io_err(io::Error::last_os_error()));
-        }
-        std::mem::forget(fd);
         let mut out = Vec::new();
-        loop {
-            // SAFETY: readdir on an open DIR*; the entry is read before the next call
-            let ent = unsafe { libc::readdir(dirp) };
-            if ent.is_null() {
-                break;
-            }
-            let (name, dtype) = unsafe {
-                (
-                    std::ffi::CStr::from_ptr((*ent).d_name.as_ptr())
-                        .to_bytes()
-                        .to_vec(),
-                    (*ent).d_type,
-                )
-            };
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let name = OsString::from_vec(name);
+        for (name, dtype) in list(&self.fd).map_err(io_err)? {
             let kind = match dtype {
                 libc::DT_REG => Kind::File,
                 libc::DT_DIR => Kind::Dir,
@@ -590,10 +550,59 @@ impl Dir {
             };
             out.push((name, kind));
         }
-        // SAFETY: the DIR* from fdopendir above
-        unsafe { libc::closedir(dirp) };
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// The names in the directory `dir` is a handle on (not `.` and `..`), each with its
+/// `d_type`. Read with `getdents64` into a buffer on the stack through a descriptor of its own
+/// (a duplicate would share its offset with the handle, which callers keep and reuse):
+/// `opendir` has libc allocate, and a shim lists the journal at every step.
+pub fn list(dir: &impl AsRawFd) -> io::Result<Vec<(OsString, u8)>> {
+    // SAFETY: openat of "." below a directory descriptor the caller holds
+    let raw = cvt(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: a descriptor openat just gave us
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: getdents64 fills at most `buf.len()` bytes of the buffer it is given.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = usize::try_from(n).unwrap_or(0);
+        if n == 0 {
+            return Ok(out);
+        }
+        // records: inode (8), offset (8), record length (2), type (1), NUL-ended name
+        let mut at = 0;
+        while at + 19 < n {
+            let len = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if len < 20 || at + len > n {
+                break;
+            }
+            let name = &buf[at + 19..at + len];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if name != b"." && name != b".." {
+                out.push((OsString::from_vec(name.to_vec()), buf[at + 18]));
+            }
+            at += len;
+        }
     }
 }
 
