@@ -24,7 +24,12 @@ pub fn parse(text: impl AsRef<[u8]>) -> Vec<Rule> {
 
     fn end_tok(tok: &mut Vec<u8>, in_tok: &mut bool, cur: &mut Rule, seen_colon: bool) {
         if *in_tok {
-            let t = match String::from_utf8(std::mem::take(tok)) {
+            // a copy of its exact size: `tok` keeps its buffer for the next name
+            let t = String::from_utf8(tok.clone());
+            tok.clear();
+            let t = match t {
+                // U+10FF80 and up start with the byte F4; most names have no such byte
+                Ok(t) if !t.bytes().any(|b| b >= 0xf4) => t,
                 Ok(t) if !t.chars().any(|c| u32::from(c) >= 0x10_FF80) => t,
                 Ok(t) => crate::classify::arg::from_bytes(t.as_bytes()),
                 Err(e) => crate::classify::arg::from_bytes(e.as_bytes()),
@@ -103,16 +108,16 @@ pub fn parse(text: impl AsRef<[u8]>) -> Vec<Rule> {
 
 /// Every prerequisite of every rule, first occurrence order, without duplicates.
 pub fn prerequisites(text: impl AsRef<[u8]>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for r in parse(text) {
-        for p in r.prereqs {
-            if seen.insert(p.clone()) {
-                out.push(p);
-            }
-        }
-    }
-    out
+    let all: Vec<String> = parse(text).into_iter().flat_map(|r| r.prereqs).collect();
+    // which to keep, marked without copying a name (every step reads one or two of these)
+    let keep: Vec<bool> = {
+        let mut seen = std::collections::HashSet::with_capacity(all.len());
+        all.iter().map(|p| seen.insert(p.as_str())).collect()
+    };
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(p, k)| k.then_some(p))
+        .collect()
 }
 
 #[cfg(test)]

@@ -115,10 +115,15 @@ impl Id {
 
     /// Parse a bare lower-case hex ID (40 or 64 digits).
     pub fn from_hex(s: &str) -> Result<Id, IdError> {
+        // into a buffer on the stack: a step parses two IDs for every hash-cache hit
         let bad = || IdError::BadHex(s.to_string());
         Alg::from_hex_len(s.len()).ok_or_else(bad)?;
-        let raw = from_hex(s).ok_or_else(bad)?;
-        Id::from_raw(&raw).ok_or_else(bad)
+        let mut raw = [0u8; 32];
+        let raw = &mut raw[..s.len() / 2];
+        if !decode_hex(s.as_bytes(), raw) {
+            return Err(bad());
+        }
+        Id::from_raw(raw).ok_or_else(bad)
     }
 
     /// Parse a `gitoid:blob:<alg>:<hex>` URI.
@@ -175,6 +180,12 @@ pub fn to_hex(b: &[u8]) -> String {
 
 /// Lower-case hex only: IDs are written lower-case, so anything else is malformed.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; s.len() / 2];
+    decode_hex(s.as_bytes(), &mut out).then_some(out)
+}
+
+/// Decode lower-case hex into `out` (exactly twice its length); false on anything else.
+fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
     fn nib(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -182,13 +193,16 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return None;
+    if hex.len() != out.len() * 2 {
+        return false;
     }
-    b.chunks(2)
-        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
-        .collect()
+    for (o, p) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        match (nib(p[0]), nib(p[1])) {
+            (Some(h), Some(l)) => *o = h << 4 | l,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Both IDs of one artifact.
@@ -428,6 +442,19 @@ mod tests {
         ] {
             assert!(Id::from_uri(bad).is_err(), "{bad}");
         }
+        // bare IDs: upper case, a non-hex digit, a multi-byte character, a wrong length
+        let sha1 = h.sha1.hex();
+        for bad in [
+            sha1.to_uppercase(),
+            format!("{}g", &sha1[..39]),
+            format!("{}é", &sha1[..38]),
+            sha1[..38].to_string(),
+            format!("{sha1}00"),
+        ] {
+            assert!(Id::from_hex(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(from_hex("00ff7a"), Some(vec![0, 255, 0x7a]));
+        assert_eq!(from_hex("0"), None);
     }
 
     #[test]

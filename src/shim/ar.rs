@@ -57,7 +57,9 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         .map(|a| record::absolute(&cwd, &arg::path(a)))
         .collect();
     super::begin_step(&outputs);
-    let status = match run::run(run::command(&tool, &args, &chain)) {
+    let early = Recorder::new().ok();
+    let warm = || early.as_ref().map_or((), Recorder::warm);
+    let status = match run::run_while(run::command(&tool, &args, &chain), warm) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("omnishim: cannot run {}: {e}", tool.display());
@@ -69,7 +71,10 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     }
     let what = arg::display(&archives[0]);
     let result = (|| -> Result<(), RecordError> {
-        let rec = Recorder::new()?;
+        let rec = match early {
+            Some(r) => r,
+            None => Recorder::new()?,
+        };
         let mut recorded = Vec::new();
         for a in &archives {
             let a = arg::path(a);

@@ -130,7 +130,14 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         passthrough(Some(super::NOT_REGULAR_OUTPUT));
     }
     let mut scratch = Scratch::new(&r.tool);
-    let plan = match plan(&step, &expanded, &strs, had_rsp, &mut scratch, &r, &chain) {
+    // one recorder for the step: its open directories serve the plan and the recording
+    let early = Recorder::new().ok();
+    let ctx = Ctx {
+        r: &r,
+        chain: &chain,
+        rec: early.as_ref(),
+    };
+    let plan = match plan(&step, &expanded, &strs, had_rsp, &mut scratch, &ctx) {
         Ok(p) => p,
         Err(e) => {
             drop(scratch);
@@ -157,7 +164,8 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
     }
     super::phase::mark("command");
-    let status = match run::run(cmd) {
+    let warm = || early.as_ref().map_or((), Recorder::warm);
+    let status = match run::run_while(cmd, warm) {
         Ok(s) => s,
         Err(e) => {
             drop(scratch);
@@ -174,7 +182,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         .first()
         .map(|o| arg::display(o))
         .unwrap_or_else(|| "step".into());
-    let result = collect_and_record(&r, &step, &expanded, &plan, &chain, &mut scratch, &strs);
+    let result = collect_and_record(&ctx, &step, &expanded, &plan, &mut scratch, &strs);
     super::phase::mark("record");
     drop(scratch);
     super::phase::mark("scratch_removed");
@@ -280,14 +288,9 @@ fn target_args(args: &[String]) -> Vec<String> {
 /// A placeholder object for a driver link that has no object to copy the target from
 /// (`cc a.c -o prog`, every configure test): assembled once per compiler and target options,
 /// then kept in the store, so such links do not pay for an extra assembler run each time.
-fn cached_placeholder(
-    r: &Resolved,
-    chain: &[PathBuf],
-    expanded: &[String],
-    scratch: &mut Scratch,
-) -> Option<PathBuf> {
+fn cached_placeholder(ctx: &Ctx, expanded: &[String], scratch: &mut Scratch) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let rec = Recorder::new().ok()?;
+    let (r, chain, rec) = (ctx.r, ctx.chain, ctx.rec?);
     let meta = std::fs::metadata(&r.tool).ok()?;
     let targets = target_args(expanded);
     let mut key = format!("{}\0{}\0{}", r.tool.display(), meta.mtime(), meta.size());
@@ -332,15 +335,21 @@ fn cached_placeholder(
     Some(path)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a step's parts share: the tool, the shim chain, the step's recorder (None when it
+/// could not be made before the tool ran).
+struct Ctx<'a> {
+    r: &'a Resolved,
+    chain: &'a [PathBuf],
+    rec: Option<&'a Recorder>,
+}
+
 fn plan(
     step: &CcStep,
     expanded: &[String],
     original: &[String],
     had_rsp: bool,
     scratch: &mut Scratch,
-    r: &Resolved,
-    chain: &[PathBuf],
+    ctx: &Ctx,
 ) -> Result<Plan, record::RecordError> {
     let mut modified: Vec<String> = expanded.to_vec();
     let mut changed = false;
@@ -406,7 +415,7 @@ fn plan(
                     }
                     link::write_placeholder_object(&t, scratch)?
                 }
-                None => match cached_placeholder(r, chain, expanded, scratch) {
+                None => match cached_placeholder(ctx, expanded, scratch) {
                     Some(p) => {
                         if step.x_used {
                             extra.extend(["-x".into(), "none".into()]);
@@ -508,15 +517,22 @@ fn read_deps(scratch: &Scratch, path: &Path) -> Result<Vec<String>, record::Reco
 }
 
 fn collect_and_record(
-    r: &Resolved,
+    ctx: &Ctx,
     step: &CcStep,
     expanded: &[String],
     plan: &Plan,
-    chain: &[PathBuf],
     scratch: &mut Scratch,
     original: &[String],
 ) -> Result<(), record::RecordError> {
-    let rec = Recorder::new()?;
+    let (r, chain) = (ctx.r, ctx.chain);
+    let made;
+    let rec = match ctx.rec {
+        Some(rec) => rec,
+        None => {
+            made = Recorder::new()?;
+            &made
+        }
+    };
     super::phase::mark("recorder");
     let outputs = step.outputs();
     // What the compiler read, per source.
@@ -551,7 +567,7 @@ fn collect_and_record(
     match step.mode {
         Mode::Compile | Mode::Assemble => {
             for (out, deps) in outputs.iter().zip(&per_source) {
-                let inputs = link::identify_all(&rec, deps)?;
+                let inputs = link::identify_all(rec, deps)?;
                 super::phase::mark("identify");
                 let out = arg::path(out);
                 rec.output(&out, &inputs)?;
@@ -565,7 +581,7 @@ fn collect_and_record(
                 .ok_or_else(|| record::RecordError::Other("no linker dependency file".into()))?;
             let out = &arg::path(&outputs[0]);
             link::record_link(
-                &rec,
+                rec,
                 scratch.read(ld),
                 plan.placeholder.as_deref(),
                 per_source.concat(),
@@ -578,7 +594,7 @@ fn collect_and_record(
         _ => {}
     }
     super::phase::mark("outputs");
-    super::log_recorded(&rec, &r.tool, original, &recorded)?;
+    super::log_recorded(rec, &r.tool, original, &recorded)?;
     super::phase::mark("step_log");
     Ok(())
 }

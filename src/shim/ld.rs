@@ -92,7 +92,9 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let cwd = std::env::current_dir().unwrap_or_default();
     let outputs = [super::record::absolute(&cwd, &output)];
     super::begin_step(&outputs);
-    let status = match run::run(run::command(&tool, &all, &chain)) {
+    let early = Recorder::new().ok();
+    let warm = || early.as_ref().map_or((), Recorder::warm);
+    let status = match run::run_while(run::command(&tool, &all, &chain), warm) {
         Ok(s) => s,
         Err(e) => {
             drop(scratch);
@@ -105,7 +107,10 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         run::exit_like(status);
     }
     let result = (|| -> Result<(), RecordError> {
-        let rec = Recorder::new()?;
+        let rec = match early {
+            Some(r) => r,
+            None => Recorder::new()?,
+        };
         let out = output.as_path();
         link::record_link(
             &rec,

@@ -98,26 +98,28 @@ pub fn record_link(
         ))
     })?;
     let placeholder = placeholder.map(|p| rec.abs(p));
-    let mut paths = more;
+    // what the compile part of the step read, then the linker's inputs, each once
+    let mut inputs = identify_all(rec, &more)?;
+    let mut seen: std::collections::HashSet<std::ffi::OsString> = inputs
+        .iter()
+        .map(|i| i.path.as_os_str().to_owned())
+        .collect();
     let mut dynamic: Vec<Input> = Vec::new();
     for p in crate::depfile::prerequisites(&text) {
         let abs = rec.abs(&arg::path(&p));
-        if Some(&abs) == placeholder.as_ref() {
+        if Some(&abs) == placeholder.as_ref() || !seen.insert(abs.as_os_str().to_owned()) {
             continue;
         }
-        let h = match record::head(&abs) {
-            Ok(h) => h,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(record::io_err(&abs)(e)),
-        };
-        if elf::header_type(&h) == Some(3) {
-            dynamic.push(rec.input(&abs)?);
-        } else {
-            paths.push(p);
+        // shared libraries are told apart by the hash cache, without opening each input
+        match rec.input_and_shared(&abs) {
+            Ok((i, true)) => dynamic.push(i),
+            Ok((i, false)) => inputs.push(i),
+            // the driver's own temporary object, removed once it linked
+            Err(RecordError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
-    super::phase::mark("ld_deps");
-    let inputs = identify_all(rec, &paths)?;
     super::phase::mark("identify");
     let written = rec.output_full(output, &inputs)?;
     super::phase::mark("output");

@@ -3,7 +3,7 @@
 use crate::elf::{self, NoteIds};
 use crate::gitoid::{self, Alg, Ids};
 use crate::manifest::Manifest;
-use crate::store::{HashCache, Store, StoreError};
+use crate::store::{Cached, HashCache, Store, StoreError};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -181,6 +181,16 @@ impl Recorder {
         })
     }
 
+    /// What recording needs whatever the tool does, done while it runs (`run::run_while`):
+    /// the hash functions' CPU feature checks (each a `cpuid` instruction, a trap to the
+    /// hypervisor in a VM: about 6 us each here, four of them), the store's directories and
+    /// the user's hash-cache directory opened. Nothing is created or written.
+    pub fn warm(&self) {
+        gitoid::ids_of_bytes(b"");
+        self.store.warm();
+        self.cache.warm();
+    }
+
     pub fn abs(&self, p: &Path) -> PathBuf {
         absolute(&self.cwd, p)
     }
@@ -188,6 +198,27 @@ impl Recorder {
     /// Identify an input: IDs through the hash cache; manifests from its note when it is an
     /// ELF file, else from the store's target index (archives, assembly, bitcode).
     pub fn input(&self, p: &Path) -> Result<Input, RecordError> {
+        Ok(self.input_cached(p)?.0)
+    }
+
+    /// `input`, and whether the file is a shared library (an ELF file of type ET_DYN): the
+    /// hash cache says so, else (an entry an older version wrote) the file's header, which
+    /// the cache is then told.
+    pub fn input_and_shared(&self, p: &Path) -> Result<(Input, bool), RecordError> {
+        let (input, cached) = self.input_cached(p)?;
+        let shared = match cached.shared {
+            Some(s) => s,
+            None => {
+                let h = head(&input.path).map_err(io_err(&input.path))?;
+                let s = elf::header_type(&h) == Some(3);
+                self.cache.note_type(&input.path, &cached, s);
+                s
+            }
+        };
+        Ok((input, shared))
+    }
+
+    fn input_cached(&self, p: &Path) -> Result<(Input, Cached), RecordError> {
         let path = self.abs(p);
         let cached = self.cache.lookup(&path).map_err(io_err(&path))?;
         let ids = cached.ids;
@@ -206,11 +237,14 @@ impl Recorder {
         if cached.elf && manifest.is_empty() {
             warn_if_killed(&path, cached.mtime);
         }
-        Ok(Input {
-            path,
-            ids,
-            manifest,
-        })
+        Ok((
+            Input {
+                path,
+                ids,
+                manifest,
+            },
+            cached,
+        ))
     }
 
     /// Manifests from the target index; both are always recorded together, so a file with
@@ -288,15 +322,18 @@ impl Recorder {
             Some(new) => {
                 elf::update_file(&path, &bytes, &new).map_err(io_err(&path))?;
                 let ids = gitoid::ids_of_bytes(&new);
-                self.cache.remember(&path, &ids, new.len() as u64, true);
+                self.cache
+                    .remember(&path, &ids, new.len() as u64, elf::header_type(&new));
                 ids
             }
             None => {
                 let ids = gitoid::ids_of_bytes(&bytes);
                 self.store.set_target(&ids.sha1, &m.sha1)?;
                 self.store.set_target(&ids.sha256, &m.sha256)?;
-                let is_elf = elf::is_elf(&bytes);
-                self.cache.remember(&path, &ids, bytes.len() as u64, is_elf);
+                // an ELF file with a header we cannot read counts as ELF of no known type
+                let elf_type = elf::is_elf(&bytes).then(|| elf::header_type(&bytes).unwrap_or(0));
+                self.cache
+                    .remember(&path, &ids, bytes.len() as u64, elf_type);
                 ids
             }
         };

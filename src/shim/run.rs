@@ -82,7 +82,14 @@ pub fn exec(mut cmd: Command) -> std::io::Error {
 }
 
 /// Run the tool to completion, forwarding SIGINT, SIGTERM, SIGHUP and SIGQUIT to it.
-pub fn run(mut cmd: Command) -> std::io::Result<ExitStatus> {
+pub fn run(cmd: Command) -> std::io::Result<ExitStatus> {
+    run_while(cmd, || {})
+}
+
+/// `run`, doing `meanwhile` while the tool runs: work the recording needs whatever the tool
+/// does (see `Recorder::warm`) then overlaps the tool, on a core the tool leaves idle,
+/// instead of adding to the step's time after it.
+pub fn run_while(mut cmd: Command, meanwhile: impl FnOnce()) -> std::io::Result<ExitStatus> {
     let mut child = cmd.spawn()?;
     CHILD.store(child.id() as i32, Ordering::SeqCst);
     // SAFETY: installing a handler that only calls kill(2).
@@ -91,6 +98,7 @@ pub fn run(mut cmd: Command) -> std::io::Result<ExitStatus> {
             libc::signal(s, forward as *const () as libc::sighandler_t);
         }
     }
+    meanwhile();
     let st = child.wait();
     unsafe {
         for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {

@@ -339,9 +339,18 @@ impl Logs {
         Ok(f(shard))
     }
 
-    fn add(&self, path: &Path, key: &str, c: &Cached) {
-        let kind = if c.elf { "elf" } else { "-" };
-        let line = format!("{key} {} {} {kind}\n", c.ids.sha1.hex(), c.ids.sha256.hex());
+    /// Append lines of one file's IDs, `(key, kind)` each (`kind`: `elf` or `-` in a file's
+    /// own line, `dyn` or `elf` in its type line), in one write, unless the first key has an
+    /// entry already.
+    fn add(&self, path: &Path, lines: &[(&str, &str)], ids: &Ids) {
+        let Some(&(key, _)) = lines.first() else {
+            return;
+        };
+        let (sha1, sha256) = (ids.sha1.hex(), ids.sha256.hex());
+        let line: String = lines
+            .iter()
+            .map(|(k, kind)| format!("{k} {sha1} {sha256} {kind}\n"))
+            .collect();
         let name = HashCache::shard_of(path);
         let private = self.private();
         let _ = self.with_shard(&name, |s| {
@@ -373,13 +382,43 @@ impl Logs {
         });
     }
 
+    /// A file's own line, and for an ELF file (`shared` is Some) its type line.
+    fn add_with_type(&self, path: &Path, key: &str, ids: &Ids, shared: Option<bool>) {
+        match shared {
+            None => self.add(path, &[(key, "-")], ids),
+            Some(shared) => self.add(
+                path,
+                &[(key, "elf"), (&type_key(key), type_kind(shared))],
+                ids,
+            ),
+        }
+    }
+
     fn find(&self, path: &Path, key: &str) -> Result<Option<Cached>, StoreError> {
-        self.with_shard(&HashCache::shard_of(path), |s| s.get(key))
+        self.find_in(&HashCache::shard_of(path), key)
+    }
+
+    /// `find` in the shard of the file's directory, named once for a file's three keys.
+    fn find_in(&self, shard: &str, key: &str) -> Result<Option<Cached>, StoreError> {
+        self.with_shard(shard, |s| s.get(key))
     }
 
     /// The logs' directory is there (or could be made) and is ours to use.
     fn usable(&self) -> bool {
         matches!(self.with_dir(true, |_| ()), Ok(Some(())))
+    }
+}
+
+impl HashCache {
+    /// Open the logs' directories ahead of the first lookup (the user's is made when
+    /// missing, as that lookup would make it; the store's is not).
+    pub fn warm(&self) {
+        if let Some(u) = &self.user {
+            u.usable();
+        }
+        if let Some(l) = &self.local {
+            let _ = l.with_dir(false, |_| ());
+        }
     }
 }
 
@@ -482,7 +521,8 @@ impl HashCache {
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
     /// note), computed from the bytes written, so that the step reading it next (a link, an
     /// archive) does not hash it again. Nothing is kept if its size is not `len` any more.
-    pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf: bool) {
+    /// `elf_type`: the ELF file type of the bytes written, None when they are no ELF file.
+    pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf_type: Option<u16>) {
         let Some(logs) = self.logs_for(path) else {
             return;
         };
@@ -490,16 +530,7 @@ impl HashCache {
         if !meta.is_file() || meta.len() != len || (logs.private() && recent(&meta)) {
             return;
         }
-        logs.add(
-            path,
-            &Self::key(&meta),
-            &Cached {
-                ids: *ids,
-                elf,
-                no_note: false,
-                mtime: None,
-            },
-        );
+        logs.add_with_type(path, &Self::key(&meta), ids, elf_type.map(|t| t == ET_DYN));
     }
 
     /// Both IDs of a file, from the cache when its identity is unchanged.
@@ -518,14 +549,22 @@ impl HashCache {
             return hash_with_kind(path); // gives the proper error
         }
         let key = Self::key(&before);
-        if let Some(mut c) = logs.find(path, &key).map_err(io::Error::other)? {
+        let shard = Self::shard_of(path);
+        if let Some(mut c) = logs.find_in(&shard, &key).map_err(io::Error::other)? {
             c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
             if c.elf {
+                let same = |n: &Cached| n.ids == c.ids;
                 c.no_note = logs
-                    .find(path, &no_note_key(&key))
+                    .find_in(&shard, &no_note_key(&key))
                     .ok()
                     .flatten()
-                    .is_some_and(|n| n.ids == c.ids);
+                    .is_some_and(|n| same(&n));
+                c.shared = logs
+                    .find_in(&shard, &type_key(&key))
+                    .ok()
+                    .flatten()
+                    .filter(same)
+                    .map(|t| t.shared == Some(true));
             }
             return Ok(c);
         }
@@ -535,7 +574,7 @@ impl HashCache {
         if fs::metadata(path).is_ok_and(|after| Self::key(&after) == key)
             && !(logs.private() && recent(&before))
         {
-            logs.add(path, &key, &c);
+            logs.add_with_type(path, &key, &c.ids, c.elf.then_some(c.shared == Some(true)));
         }
         Ok(c)
     }
@@ -543,14 +582,30 @@ impl HashCache {
 
 impl HashCache {
     /// Say that an ELF file just looked up (`seen`, its entry) carries no note of ours, so
-    /// that later steps need not read it to find out. Kept only while the file is as it
-    /// was when looked up (its identity is the entry's key).
+    /// that later steps need not read it to find out.
     pub fn note_absent(&self, path: &Path, seen: &Cached) {
+        if !seen.no_note {
+            self.note(path, seen, no_note_key, "elf");
+        }
+    }
+
+    /// Say whether an ELF file just looked up (`seen`, its entry, which did not say) is a
+    /// shared library: an entry an older version wrote is then completed once, not read
+    /// around at every link.
+    pub fn note_type(&self, path: &Path, seen: &Cached, shared: bool) {
+        if seen.shared.is_none() {
+            self.note(path, seen, type_key, type_kind(shared));
+        }
+    }
+
+    /// A line of `kind` under `key_of(key)` beside an ELF file's entry. Kept only while the
+    /// file is as it was when looked up (its identity is the entry's key).
+    fn note(&self, path: &Path, seen: &Cached, key_of: fn(&str) -> String, kind: &str) {
         let Some(logs) = self.logs_for(path) else {
             return;
         };
         let Ok(meta) = fs::metadata(path) else { return };
-        if !seen.elf || seen.no_note || (logs.private() && recent(&meta)) {
+        if !seen.elf || (logs.private() && recent(&meta)) {
             return;
         }
         let key = Self::key(&meta);
@@ -563,13 +618,31 @@ impl HashCache {
         {
             return;
         }
-        logs.add(path, &no_note_key(&key), seen);
+        logs.add(path, &[(&key_of(&key), kind)], &seen.ids);
     }
 }
 
 /// The key of the line that says a file's entry is an ELF file without a note of ours.
 fn no_note_key(key: &str) -> String {
     format!("{key}+nonote")
+}
+
+/// The key of the line that says whether an ELF file is a shared library (`dyn`) or not
+/// (`elf`): a link sorts its inputs by that without opening them. Like `+nonote`, a key of
+/// its own: a binary that does not know it reads the file's own line as before.
+fn type_key(key: &str) -> String {
+    format!("{key}+type")
+}
+
+/// The ELF file type of a shared library (or a position-independent executable).
+const ET_DYN: u16 = 3;
+
+fn type_kind(shared: bool) -> &'static str {
+    if shared {
+        "dyn"
+    } else {
+        "elf"
+    }
 }
 
 /// Append `n` in lower-case hex, without leading zeros.
@@ -613,14 +686,20 @@ fn parse_entry(rest: &str) -> Option<Cached> {
     let (Ok(sha1), Ok(sha256)) = (Id::from_hex(a), Id::from_hex(b)) else {
         return None;
     };
-    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !(k == "elf" || k == "-") {
+    if sha1.alg() != Alg::Sha1 || sha256.alg() != Alg::Sha256 || !matches!(k, "elf" | "-" | "dyn") {
         return None;
     }
+    // `dyn` only ever stands in a type line; a file's own line says `elf` or `-`
     Some(Cached {
         ids: Ids { sha1, sha256 },
-        elf: k == "elf",
+        elf: k != "-",
         no_note: false,
         mtime: None,
+        shared: match k {
+            "-" => Some(false),
+            "dyn" => Some(true),
+            _ => None,
+        },
     })
 }
 
@@ -654,21 +733,38 @@ pub struct Cached {
     /// The modification time the lookup saw, when it looked (a reader asking whether a killed
     /// step left the file need not `stat` it again).
     pub mtime: Option<i64>,
+    /// An ELF file of type ET_DYN (a shared library): false for every file that is no ELF
+    /// file; None for an ELF file whose entry does not say (an older version wrote it).
+    pub shared: Option<bool>,
 }
 
 fn hash_with_kind(path: &Path) -> io::Result<Cached> {
     let ids = gitoid::ids_of_file(path)?;
-    let mut head = [0u8; 4];
-    let elf = {
+    // the ELF identification and type (offset 16); a shorter file is no ELF file
+    let mut head = [0u8; 18];
+    let n = {
         use std::io::Read;
         let mut f = super::open_path(path, libc::O_RDONLY)?;
-        f.read_exact(&mut head).is_ok() && &head == b"\x7fELF"
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        n
+    };
+    let elf = crate::elf::is_elf(&head[..n]);
+    let shared = match crate::elf::header_type(&head[..n]) {
+        _ if !elf => Some(false),
+        t => Some(t == Some(ET_DYN)),
     };
     Ok(Cached {
         ids,
         elf,
         no_note: false,
         mtime: None,
+        shared,
     })
 }
 
@@ -852,7 +948,8 @@ mod tests {
         let text = fs::read_to_string(&log).unwrap();
         let key = text.split(' ').next().unwrap();
         assert!(find_entry(&text, key).is_some_and(|c| c.elf && c.ids == a.ids));
-        assert_eq!(text.lines().count(), 2);
+        // its own line, its type line, the `+nonote` line
+        assert_eq!(text.lines().count(), 3);
         // changed in place, same size: its note must be looked for again
         std::thread::sleep(std::time::Duration::from_millis(10));
         fs::write(&f, b"\x7fELF two").unwrap();
@@ -868,6 +965,71 @@ mod tests {
         let x = HashCache::new(&s).lookup(&h).unwrap();
         HashCache::new(&s).note_absent(&h, &x);
         assert!(!HashCache::new(&s).lookup(&h).unwrap().no_note);
+    }
+
+    #[test]
+    fn whether_an_elf_file_is_a_shared_library_is_kept_beside_its_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::at(t.path().join("store"));
+        // ELF headers of 64-bit little-endian files of type ET_DYN (3) and ET_REL (1)
+        let header = |e_type: u8| {
+            let mut h = b"\x7fELF\x02\x01\x01".to_vec();
+            h.resize(16, 0);
+            h.extend([e_type, 0, 0x3e, 0]);
+            h
+        };
+        let so = t.path().join("libz.so.1");
+        let obj = t.path().join("crt1.o");
+        let h = t.path().join("z.h");
+        fs::write(&so, header(3)).unwrap();
+        fs::write(&obj, header(1)).unwrap();
+        fs::write(&h, "int z;").unwrap();
+        // a miss reads the type; a hit (a new process) has it from the type line
+        for (f, shared) in [(&so, true), (&obj, false), (&h, false)] {
+            let miss = HashCache::new(&s).lookup(f).unwrap();
+            let hit = HashCache::new(&s).lookup(f).unwrap();
+            assert_eq!(miss.shared, Some(shared), "{}", f.display());
+            assert_eq!(hit.shared, Some(shared), "{}", f.display());
+            assert_eq!(hit.elf, f != &h);
+        }
+        let log = s.meta().join("hashcache").join(HashCache::shard_of(&so));
+        let text = fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches("+type ").count(), 2, "{text}");
+        assert!(find_entry(&text, "x").is_none());
+        // an entry an older version wrote has no type line: the type is not known until a
+        // reader that looked at the header says it, once
+        let old: String = text
+            .lines()
+            .filter(|l| !l.contains("+type "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&log, &old).unwrap();
+        let c = HashCache::new(&s).lookup(&so).unwrap();
+        assert!(c.elf && c.shared.is_none());
+        HashCache::new(&s).note_type(&so, &c, true);
+        HashCache::new(&s).note_type(&so, &c, true);
+        assert_eq!(HashCache::new(&s).lookup(&so).unwrap().shared, Some(true));
+        let text = fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches("+type ").count(), 1, "{text}");
+        // the file's own line still says `elf`, as an older reader expects
+        let key = HashCache::key(&fs::metadata(&so).unwrap());
+        let own: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{key} ")))
+            .collect();
+        assert!(own.len() == 1 && own[0].ends_with(" elf"), "{text}");
+        // a type line for other contents says nothing of these
+        let d = gitoid::ids_of_bytes(b"other");
+        fs::write(
+            &log,
+            format!("{old}{key}+type {} {} dyn\n", d.sha1.hex(), d.sha256.hex()),
+        )
+        .unwrap();
+        assert!(HashCache::new(&s).lookup(&so).unwrap().shared.is_none());
+        // a changed file is looked at again
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs::write(&so, header(1)).unwrap();
+        assert_eq!(HashCache::new(&s).lookup(&so).unwrap().shared, Some(false));
     }
 
     #[test]

@@ -209,6 +209,18 @@ impl Store {
         Ok(Some(d))
     }
 
+    /// Open the directories a step writes into, when they are there (see
+    /// `Recorder::warm`): the object directories, the step log's and the path index's.
+    pub fn warm(&self) {
+        for names in [
+            &["objects", "gitoid_blob_sha1"][..],
+            &["objects", "gitoid_blob_sha256"],
+            &["metadata", TOOL, "paths"],
+        ] {
+            let _ = self.dir(names, false);
+        }
+    }
+
     /// A descriptor of its own on a directory below the root, reached like `dir` (never
     /// through a symlink); created when asked. None when it does not exist and `create` is
     /// false.

@@ -254,18 +254,11 @@ fn check_examples_build(t: &Tmp, store: &Path, out: &Path, exact_trace: bool) {
         "words: 6\n"
     );
     // every ELF file has a note whose manifests are in the store
-    let mut elves = Vec::new();
-    let mut stack = vec![out.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if elf::is_elf(&std::fs::read(&p).unwrap()) {
-                elves.push(p);
-            }
-        }
-    }
+    let elves: Vec<PathBuf> = tree_of(out)
+        .into_iter()
+        .filter(|(_, bytes)| elf::is_elf(bytes))
+        .map(|(rel, _)| out.join(rel))
+        .collect();
     assert_eq!(elves.len(), 8, "{elves:?}"); // 5 objects, 2 programs, 1 shared library
     let s = Store::at(store);
     for f in &elves {
@@ -534,19 +527,24 @@ fn hash_cache_is_keyed_on_file_identity() {
         1,
         "{user:#?}"
     );
-    // entries: lines of the shard logs under hashcache/
+    // entries: lines of the shard logs under hashcache/ whose key is a file's identity
+    // (an ELF file's entry has a line `<key>+type` beside it)
     let cache = store.join("metadata/omnishim/hashcache");
+    let lines = || cache_lines(&cache);
     let entries = || -> Vec<String> {
-        let mut v = Vec::new();
-        for e in std::fs::read_dir(&cache).unwrap() {
-            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-            v.extend(text.lines().map(str::to_string));
-        }
-        v
+        let own = |l: &String| !l.split(' ').next().unwrap_or("").contains('+');
+        lines().into_iter().filter(own).collect()
     };
     let entries_after_four = entries().len();
     // s0..s3.c, h.h and the four objects, each once
     assert_eq!(entries_after_four, 9, "{:#?}", entries());
+    // each object's type line says it is no shared library
+    let objects: Vec<String> = lines()
+        .into_iter()
+        .filter(|l| l.contains("+type "))
+        .collect();
+    assert_eq!(objects.len(), 4, "{objects:#?}");
+    assert!(objects.iter().all(|l| l.ends_with(" elf")), "{objects:#?}");
     // same size, new content: the new ID must be recorded, never the cached one
     std::thread::sleep(std::time::Duration::from_millis(20));
     t.write("h.h", "#define V 2\n");
@@ -801,22 +799,10 @@ fn assembly_and_bitcode_outputs_use_the_target_index() {
 
 /// Every file under `dir` (relative path -> bytes), but `skip`.
 fn tree(dir: &Path, skip: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p != skip {
-                out.insert(
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    out
+    tree_of(dir)
+        .into_iter()
+        .filter(|(rel, _)| dir.join(rel) != skip)
+        .collect()
 }
 
 /// Compile `src.c` with `flags` bare in one directory and through the shim in a copy of
@@ -1001,4 +987,89 @@ fn a_wrapper_that_renames_over_the_depfile_still_works() {
         let want = gitoid_set(&dash_m("gcc", t.path(), &[], "a.c"), t.path());
         assert_eq!(manifest_inputs(&store, &t.join(obj)), want, "{obj}");
     }
+}
+
+/// A link tells its shared libraries apart from its other inputs by the hash cache's type
+/// lines, without opening each input. A user's cache an older version wrote has no such
+/// lines: the link then reads the inputs' headers, records exactly what it records with the
+/// lines, and completes the cache (libc.so.6 said to be a shared library, crt1.o not).
+#[test]
+fn links_sort_shared_libraries_alike_with_and_without_type_lines_in_the_cache() {
+    need("gcc");
+    let t = Tmp::new();
+    let user_cache = t.join("cache");
+    t.write(
+        "main.c",
+        "#include <stdio.h>\nint main(void){puts(\"x\");return 0;}\n",
+    );
+    let link = |store: &Path| {
+        let _ = std::fs::remove_file(t.join("prog"));
+        run_ok(
+            shimmed(&t, "omnibor-cc", store)
+                .current_dir(t.path())
+                .env("XDG_CACHE_HOME", &user_cache)
+                .args(["main.c", "-o", "prog"]),
+        );
+        // the shared libraries kept beside the output, and its manifest's inputs
+        let dynamic: Vec<Vec<u8>> = tree_of(&store.join("metadata/omnishim/dynamic"))
+            .into_iter()
+            .map(|(_, bytes)| bytes)
+            .collect();
+        (dynamic, manifest_inputs(store, &t.join("prog")))
+    };
+    let shards = user_cache.join("omnishim/hashcache");
+    let first = link(&t.join("store1"));
+    let libc = std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6")
+        .or_else(|_| std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libc.so.6"))
+        .unwrap();
+    let records: Vec<String> = first
+        .0
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        records.len() == 1 && records[0].contains("libc.so.6"),
+        "{records:?}"
+    );
+    let type_lines = || -> Vec<String> {
+        cache_lines(&shards)
+            .into_iter()
+            .filter(|l| l.contains("+type "))
+            .collect()
+    };
+    let libc_ids = gitoid::ids_of_file(&libc).unwrap();
+    let says = |ids: &gitoid::Ids, kind: &str| {
+        let want = format!(" {} {} {kind}", ids.sha1.hex(), ids.sha256.hex());
+        type_lines().iter().filter(|l| l.ends_with(&want)).count()
+    };
+    assert_eq!(says(&libc_ids, "dyn"), 1, "{:#?}", type_lines());
+    // as an older version leaves the user's cache: no type lines
+    for e in std::fs::read_dir(&shards).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.contains("+type "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&p, kept).unwrap();
+    }
+    assert!(type_lines().is_empty());
+    let second = link(&t.join("store2"));
+    assert_eq!(first, second);
+    // completed once, by the link that read the headers
+    assert_eq!(says(&libc_ids, "dyn"), 1, "{:#?}", type_lines());
+    let crt: Vec<PathBuf> = ["Scrt1.o", "crt1.o"]
+        .iter()
+        .map(|n| Path::new("/usr/lib/x86_64-linux-gnu").join(n))
+        .filter(|p| p.exists())
+        .collect();
+    let not_shared: usize = crt
+        .iter()
+        .map(|p| says(&gitoid::ids_of_file(p).unwrap(), "elf"))
+        .sum();
+    assert!(not_shared >= 1, "{:#?}", type_lines());
+    let third = link(&t.join("store3"));
+    assert_eq!(first, third);
+    assert_eq!(says(&libc_ids, "dyn"), 1);
 }

@@ -531,27 +531,6 @@ fn zlib_j1_and_j8_give_identical_stores_and_binaries() {
     }
 }
 
-/// Every file below `dir`: relative path -> bytes.
-fn tree_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn lua_wrapped_interpreter_works_and_graphs_match_dwarf() {
     let t = Tmp::new();
