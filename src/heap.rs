@@ -40,8 +40,9 @@ type Tlsf = FlexTlsf<Chunks, usize, usize, { usize::BITS as usize }, { usize::BI
 /// Zeroed blocks at least this big are mapped on their own.
 const BIG: usize = 256 << 10;
 
-/// How much of the first chunk a step's allocations touch (about 100 KB for a link).
-const PREFAULT: usize = 128 << 10;
+/// How much of the first chunk a step's allocations may touch: about 100 KB for a link, and
+/// the logs of the user's hash cache it reads (tens of KB each, see `Dir::load_owned`).
+const PREFAULT: usize = 256 << 10;
 
 /// Map the start of the first chunk at once: a page the heap touches first costs a page
 /// fault (a trap to the kernel, about 1.5 us here), a page mapped in one call much less.

@@ -1,6 +1,6 @@
 //! The hash cache: file identity -> both IDs, in 64 append-only shard logs.
 
-use super::safe::{Dir, FILE_MODE};
+use super::safe::{Dir, Loaded, FILE_MODE};
 use super::{Store, StoreError};
 use crate::gitoid::{self, Alg, Id, Ids};
 use std::ffi::OsStr;
@@ -29,8 +29,8 @@ pub struct HashCache {
 }
 
 struct Shard {
-    /// The log's whole lines when it was read: the user's own logs mapped (see
-    /// `Dir::map_owned`), the store's read. A lookup looks through them for the key, rather
+    /// The log's whole lines when it was read: the user's own logs read or, when large,
+    /// mapped (see `Dir::load_owned`), the store's read. A lookup looks through them for the key, rather
     /// than indexing every line when the log is read: a step looks up a few files per shard,
     /// while a shard of the user's cache may hold hundreds of lines (every header of
     /// /usr/include shares one).
@@ -238,6 +238,9 @@ fn last_entry(text: &[u8], key: &str) -> Option<Cached> {
 }
 
 const SHARD_COUNT: u64 = 64;
+/// A log of the user's cache this big or bigger is mapped, a smaller one read (see
+/// `Dir::load_owned`; a log of a few hundred entries is 30-60 KB).
+const MAP_FROM: usize = 64 << 10;
 const SHARD_CAP: u64 = 1 << 20;
 
 /// Where a set of shard logs lives.
@@ -299,7 +302,12 @@ impl Logs {
         let empty = || Text::Read(Vec::new());
         let text = if private {
             self.with_dir(false, |d| {
-                d.map_owned(OsStr::new(name)).map(|m| m.map(Text::Mapped))
+                d.load_owned(OsStr::new(name), MAP_FROM).map(|l| {
+                    l.map(|l| match l {
+                        Loaded::Read(b) => Text::Read(b),
+                        Loaded::Mapped(m) => Text::Mapped(m),
+                    })
+                })
             })
         } else {
             self.with_dir(false, |d| {

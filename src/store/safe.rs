@@ -399,13 +399,15 @@ impl Dir {
         read_up_to(&f, size).map(Some).map_err(self.io(name))
     }
 
-    /// `read_owned`, mapped rather than read: the page cache's own pages, with no copy into
-    /// new memory (a step looks up a few headers in each of several logs of hundreds of
-    /// lines; new memory costs about 2 us a page here, more than the lookups). Only for
-    /// files no one else may write (the user's own cache, a 0700 directory): a file
-    /// truncated under a mapping would stop the process at the next read, and nothing of
-    /// ours truncates a log (a log starts over by a rename).
-    pub fn map_owned(&self, name: &OsStr) -> Result<Option<Mapped>, StoreError> {
+    /// `read_owned` of a file of ours, mapped rather than read when it is `map_from` bytes
+    /// or more: the page cache's own pages, with no copy into new memory, of which a lookup
+    /// that scans from the end touches only the last few (a log of the user's cache may
+    /// grow to a megabyte). A smaller one is read: into the heap's first pages, which are
+    /// mapped at the start (`heap::prefault_first`), it costs less than a mapping's system
+    /// calls and page faults. Only for files no one else may write (the user's own cache, a
+    /// 0700 directory): a file truncated under a mapping would stop the process at the next
+    /// read, and nothing of ours truncates a log (a log starts over by a rename).
+    pub fn load_owned(&self, name: &OsStr, map_from: usize) -> Result<Option<Loaded>, StoreError> {
         let f = match self.open_raw(name, libc::O_RDONLY, 0) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -416,7 +418,12 @@ impl Dir {
             return Err(self.foreign(name));
         }
         let len = usize::try_from(st.st_size).unwrap_or(0);
-        Mapped::of(&f, len).map(Some).map_err(self.io(name))
+        let loaded = if len >= map_from {
+            Mapped::of(&f, len).map(Loaded::Mapped)
+        } else {
+            read_up_to(&f, len).map(Loaded::Read)
+        };
+        loaded.map(Some).map_err(self.io(name))
     }
 
     /// Open a log for appending, creating it (0644 under the umask). Only a regular file with
@@ -639,6 +646,12 @@ pub fn mappings_kept() -> bool {
     KEEP_MAPPINGS.load(Ordering::Relaxed)
 }
 
+/// A file's bytes as `Dir::load_owned` had them: read, or mapped.
+pub enum Loaded {
+    Read(Vec<u8>),
+    Mapped(Mapped),
+}
+
 /// The first bytes of a file, mapped read-only and private.
 pub struct Mapped {
     ptr: *const u8,
@@ -747,5 +760,36 @@ mod tests {
         let rel = open_path(Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY);
         assert!(rel.is_ok());
         assert_eq!(euid(), unsafe { libc::geteuid() });
+    }
+
+    #[test]
+    fn load_owned_reads_small_files_maps_large_ones_and_refuses_the_rest() {
+        assert_eq!(
+            euid(),
+            0,
+            "this test gives a file to another user, which needs root"
+        );
+        let t = tempfile::tempdir().unwrap();
+        let small: Vec<u8> = (0..100u8).collect();
+        let large: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(t.path().join("small"), &small).unwrap();
+        std::fs::write(t.path().join("large"), &large).unwrap();
+        std::os::unix::fs::symlink("small", t.path().join("link")).unwrap();
+        std::fs::write(t.path().join("theirs"), b"x").unwrap();
+        std::os::unix::fs::chown(t.path().join("theirs"), Some(65534), Some(65534)).unwrap();
+        let d = Dir::root(t.path(), false).unwrap().unwrap();
+        let load = |name: &str| d.load_owned(OsStr::new(name), 64 << 10);
+        match load("small").unwrap() {
+            Some(Loaded::Read(b)) => assert_eq!(b, small),
+            _ => panic!("a small file is read"),
+        }
+        match load("large").unwrap() {
+            Some(Loaded::Mapped(m)) => assert_eq!(m.bytes(), &large[..]),
+            _ => panic!("a large file is mapped"),
+        }
+        assert!(load("none").unwrap().is_none());
+        // never through a symlink, never another user's file
+        assert!(load("link").is_err());
+        assert!(load("theirs").is_err());
     }
 }
