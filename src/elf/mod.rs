@@ -641,6 +641,11 @@ pub fn header_type(bytes: &[u8]) -> Option<u16> {
     }
 }
 
+/// A shared library (or a position-independent executable), from the header alone.
+pub fn is_shared_header(bytes: &[u8]) -> bool {
+    header_type(bytes) == Some(ET_DYN)
+}
+
 /// The ELF type, if the bytes are ELF.
 pub fn elf_type(bytes: &[u8]) -> Option<u16> {
     Elf::parse(bytes).ok().map(|e| e.etype)

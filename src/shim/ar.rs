@@ -58,8 +58,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         .collect();
     super::begin_step(&outputs);
     let early = Recorder::new().ok();
-    let warm = || early.as_ref().map_or((), Recorder::warm);
-    let status = match run::run_while(run::command(&tool, &args, &chain), warm) {
+    let status = match super::run_warming(run::command(&tool, &args, &chain), early.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("omnishim: cannot run {}: {e}", tool.display());
@@ -71,10 +70,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     }
     let what = arg::display(&archives[0]);
     let result = (|| -> Result<(), RecordError> {
-        let rec = match early {
-            Some(r) => r,
-            None => Recorder::new()?,
-        };
+        let rec = Recorder::or_new(early)?;
         let mut recorded = Vec::new();
         for a in &archives {
             let a = arg::path(a);

@@ -164,8 +164,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         }
     }
     super::phase::mark("command");
-    let warm = || early.as_ref().map_or((), Recorder::warm);
-    let status = match run::run_while(cmd, warm) {
+    let status = match super::run_warming(cmd, early.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             drop(scratch);

@@ -93,8 +93,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     let outputs = [super::record::absolute(&cwd, &output)];
     super::begin_step(&outputs);
     let early = Recorder::new().ok();
-    let warm = || early.as_ref().map_or((), Recorder::warm);
-    let status = match run::run_while(run::command(&tool, &all, &chain), warm) {
+    let status = match super::run_warming(run::command(&tool, &all, &chain), early.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             drop(scratch);
@@ -107,10 +106,7 @@ pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
         run::exit_like(status);
     }
     let result = (|| -> Result<(), RecordError> {
-        let rec = match early {
-            Some(r) => r,
-            None => Recorder::new()?,
-        };
+        let rec = Recorder::or_new(early)?;
         let out = output.as_path();
         link::record_link(
             &rec,

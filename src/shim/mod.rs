@@ -262,6 +262,14 @@ pub fn reap_private_dirs() {
 
 /// Register the step's outputs in the store's journal of steps in flight before its tool
 /// runs (and reap what killed steps left there).
+/// Run the tool, warming the step's recorder while it runs (see `Recorder::warm`).
+pub fn run_warming(
+    cmd: std::process::Command,
+    rec: Option<&record::Recorder>,
+) -> std::io::Result<std::process::ExitStatus> {
+    run::run_while(cmd, || rec.map_or((), record::Recorder::warm))
+}
+
 pub fn begin_step(outputs: &[PathBuf]) {
     let store = record::store_for_step();
     inflight::begin(&store, outputs);

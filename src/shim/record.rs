@@ -4,7 +4,6 @@ use crate::elf::{self, NoteIds};
 use crate::gitoid::{self, Alg, Ids};
 use crate::manifest::Manifest;
 use crate::store::{Cached, HashCache, Store, StoreError};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -116,21 +115,7 @@ fn store_of_shim_dir() -> Option<std::ffi::OsString> {
     Some(meta.parent()?.parent()?.as_os_str().to_owned())
 }
 
-/// The first bytes of a file (to tell ELF files, their type, and archives without reading
-/// them whole).
-pub fn head(path: &Path) -> std::io::Result<[u8; 20]> {
-    let mut b = [0u8; 20];
-    let mut f = crate::store::open_path(path, libc::O_RDONLY)?;
-    let mut n = 0;
-    while n < b.len() {
-        let k = f.read(&mut b[n..])?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    Ok(b)
-}
+pub(crate) use crate::store::read_head as head;
 
 /// The store a step records into: `OMNIBOR_DIR`, the store of the shim directory it was
 /// reached through, else the nearest `.bom`.
@@ -184,11 +169,21 @@ impl Recorder {
     /// What recording needs whatever the tool does, done while it runs (`run::run_while`):
     /// the hash functions' CPU feature checks (each a `cpuid` instruction, a trap to the
     /// hypervisor in a VM: about 6 us each here, four of them), the store's directories and
-    /// the user's hash-cache directory opened. Nothing is created or written.
+    /// the hash caches' directories opened. Nothing is written; only the user's cache
+    /// directory is made when missing, as the first lookup would make it.
     pub fn warm(&self) {
         gitoid::ids_of_bytes(b"");
         self.store.warm();
         self.cache.warm();
+    }
+
+    /// The recorder made before the tool ran, else a new one (why it could not be made is
+    /// then the step's recording failure).
+    pub fn or_new(early: Option<Recorder>) -> Result<Recorder, RecordError> {
+        match early {
+            Some(r) => Ok(r),
+            None => Recorder::new(),
+        }
     }
 
     pub fn abs(&self, p: &Path) -> PathBuf {
@@ -210,7 +205,7 @@ impl Recorder {
             Some(s) => s,
             None => {
                 let h = head(&input.path).map_err(io_err(&input.path))?;
-                let s = elf::header_type(&h) == Some(3);
+                let s = elf::is_shared_header(&h);
                 self.cache.note_type(&input.path, &cached, s);
                 s
             }
@@ -322,18 +317,20 @@ impl Recorder {
             Some(new) => {
                 elf::update_file(&path, &bytes, &new).map_err(io_err(&path))?;
                 let ids = gitoid::ids_of_bytes(&new);
-                self.cache
-                    .remember(&path, &ids, new.len() as u64, elf::header_type(&new));
+                self.cache.remember(
+                    &path,
+                    &ids,
+                    new.len() as u64,
+                    Some(elf::is_shared_header(&new)),
+                );
                 ids
             }
             None => {
                 let ids = gitoid::ids_of_bytes(&bytes);
                 self.store.set_target(&ids.sha1, &m.sha1)?;
                 self.store.set_target(&ids.sha256, &m.sha256)?;
-                // an ELF file with a header we cannot read counts as ELF of no known type
-                let elf_type = elf::is_elf(&bytes).then(|| elf::header_type(&bytes).unwrap_or(0));
-                self.cache
-                    .remember(&path, &ids, bytes.len() as u64, elf_type);
+                let shared = elf::is_elf(&bytes).then(|| elf::is_shared_header(&bytes));
+                self.cache.remember(&path, &ids, bytes.len() as u64, shared);
                 ids
             }
         };

@@ -30,8 +30,8 @@ pub struct HashCache {
 
 struct Shard {
     /// The log's whole lines when it was read: the user's own logs read or, when large,
-    /// mapped (see `Dir::load_owned`), the store's read. A lookup looks through them for the key, rather
-    /// than indexing every line when the log is read: a step looks up a few files per shard,
+    /// mapped (see `Dir::load_owned`), the store's read. A lookup looks through them for the
+    /// key, rather than indexing every line when the log is read: a step looks up a few files per shard,
     /// while a shard of the user's cache may hold hundreds of lines (every header of
     /// /usr/include shares one).
     base: Text,
@@ -529,8 +529,8 @@ impl HashCache {
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
     /// note), computed from the bytes written, so that the step reading it next (a link, an
     /// archive) does not hash it again. Nothing is kept if its size is not `len` any more.
-    /// `elf_type`: the ELF file type of the bytes written, None when they are no ELF file.
-    pub fn remember(&self, path: &Path, ids: &Ids, len: u64, elf_type: Option<u16>) {
+    /// `shared`: whether the bytes are a shared library, None when they are no ELF file.
+    pub fn remember(&self, path: &Path, ids: &Ids, len: u64, shared: Option<bool>) {
         let Some(logs) = self.logs_for(path) else {
             return;
         };
@@ -538,7 +538,7 @@ impl HashCache {
         if !meta.is_file() || meta.len() != len || (logs.private() && recent(&meta)) {
             return;
         }
-        logs.add_with_type(path, &Self::key(&meta), ids, elf_type.map(|t| t == ET_DYN));
+        logs.add_with_type(path, &Self::key(&meta), ids, shared);
     }
 
     /// Both IDs of a file, from the cache when its identity is unchanged.
@@ -641,9 +641,6 @@ fn no_note_key(key: &str) -> String {
 fn type_key(key: &str) -> String {
     format!("{key}+type")
 }
-
-/// The ELF file type of a shared library (or a position-independent executable).
-const ET_DYN: u16 = 3;
 
 fn type_kind(shared: bool) -> &'static str {
     if shared {
@@ -748,25 +745,9 @@ pub struct Cached {
 
 fn hash_with_kind(path: &Path) -> io::Result<Cached> {
     let ids = gitoid::ids_of_file(path)?;
-    // the ELF identification and type (offset 16); a shorter file is no ELF file
-    let mut head = [0u8; 18];
-    let n = {
-        use std::io::Read;
-        let mut f = super::open_path(path, libc::O_RDONLY)?;
-        let mut n = 0;
-        while n < head.len() {
-            match f.read(&mut head[n..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
-            }
-        }
-        n
-    };
-    let elf = crate::elf::is_elf(&head[..n]);
-    let shared = match crate::elf::header_type(&head[..n]) {
-        _ if !elf => Some(false),
-        t => Some(t == Some(ET_DYN)),
-    };
+    let head = super::read_head(path)?;
+    let elf = crate::elf::is_elf(&head);
+    let shared = Some(crate::elf::is_shared_header(&head));
     Ok(Cached {
         ids,
         elf,

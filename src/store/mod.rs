@@ -19,7 +19,9 @@
 
 mod hashcache;
 mod safe;
-pub(crate) use safe::{adjust_shared, euid, fstat, list, open_path, read_path, read_up_to};
+pub(crate) use safe::{
+    adjust_shared, euid, fstat, list, open_path, read_head, read_path, read_up_to,
+};
 
 #[doc(hidden)]
 pub use hashcache::find_entry as hashcache_entry;

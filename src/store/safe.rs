@@ -117,6 +117,23 @@ pub fn read_path(path: &Path) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The first bytes of a file, zeros past its end (to tell ELF files, their type, and
+/// archives without reading them whole).
+pub fn read_head(path: &Path) -> io::Result<[u8; 20]> {
+    use std::io::Read;
+    let mut b = [0u8; 20];
+    let mut f = open_path(path, libc::O_RDONLY)?;
+    let mut n = 0;
+    while n < b.len() {
+        let k = f.read(&mut b[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(b)
+}
+
 /// The user we run as (asked once: a shim checks the owner of every log it maps).
 pub fn euid() -> libc::uid_t {
     static EUID: std::sync::OnceLock<libc::uid_t> = std::sync::OnceLock::new();
