@@ -419,9 +419,8 @@ impl Dir {
     /// `read_owned` of a file of ours, mapped rather than read when it is `map_from` bytes
     /// or more: the page cache's own pages, with no copy into new memory, of which a lookup
     /// that scans from the end touches only the last few (a log of the user's cache may
-    /// grow to a megabyte). A smaller one is read: into the heap's first pages, which are
-    /// mapped at the start (`heap::prefault_first`), it costs less than a mapping's system
-    /// calls and page faults. Only for files no one else may write (the user's own cache, a
+    /// grow to a megabyte). A smaller one is read: into the heap, it costs less than a
+    /// mapping's system calls, page faults and unmapping. Only for files no one else may write (the user's own cache, a
     /// 0700 directory): a file truncated under a mapping would stop the process at the next
     /// read, and nothing of ours truncates a log (a log starts over by a rename).
     pub fn load_owned(&self, name: &OsStr, map_from: usize) -> Result<Option<Loaded>, StoreError> {
