@@ -420,8 +420,8 @@ impl Dir {
     /// or more: the page cache's own pages, with no copy into new memory, of which a lookup
     /// that scans from the end touches only the last few (a log of the user's cache may
     /// grow to a megabyte). A smaller one is read: into the heap, it costs less than a
-    /// mapping's system calls, page faults and unmapping. Only for files no one else may write (the user's own cache, a
-    /// 0700 directory): a file truncated under a mapping would stop the process at the next
+    /// mapping's system calls, page faults and unmapping. Only for files no one else may
+    /// write (the user's own cache, a 0700 directory): a file truncated under a mapping would stop the process at the next
     /// read, and nothing of ours truncates a log (a log starts over by a rename).
     pub fn load_owned(&self, name: &OsStr, map_from: usize) -> Result<Option<Loaded>, StoreError> {
         let f = match self.open_raw(name, libc::O_RDONLY, 0) {
