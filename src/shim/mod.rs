@@ -88,6 +88,8 @@ pub fn log_recorded(
     argv: &[String],
     outputs: &[String],
 ) -> Result<(), crate::store::StoreError> {
+    // before the step's CPU time is taken, which then counts a snapshot it wrote
+    rec.settle();
     log_step(
         &rec.store,
         serde_json::json!({

@@ -190,6 +190,11 @@ impl Recorder {
         absolute(&self.cwd, p)
     }
 
+    /// At the end of a recorded step (see `HashCache::settle`).
+    pub fn settle(&self) {
+        self.cache.settle();
+    }
+
     /// Identify an input: IDs through the hash cache; manifests from its note when it is an
     /// ELF file, else from the store's target index (archives, assembly, bitcode).
     pub fn input(&self, p: &Path) -> Result<Input, RecordError> {

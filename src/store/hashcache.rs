@@ -1,6 +1,7 @@
 //! The hash cache: file identity -> both IDs, in 64 append-only shard logs.
 
-use super::safe::{Dir, Loaded, FILE_MODE};
+use super::safe::{Dir, Loaded, Mapped, FILE_MODE};
+use super::snapshot::{self, Identity, Snapshot};
 use super::{Store, StoreError};
 use crate::gitoid::{self, Alg, Id, Ids};
 use std::ffi::OsStr;
@@ -87,7 +88,7 @@ impl Text {
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -257,7 +258,14 @@ struct Logs {
     home: Home,
     /// The shard directory (without following symlinks); `Some(None)`: looked, none usable.
     dir: std::cell::RefCell<Option<Option<std::sync::Arc<Dir>>>>,
+    /// The user's `omnishim` directory, which holds the shard directory and the snapshot.
+    parent: std::cell::OnceCell<Dir>,
     shards: std::cell::RefCell<std::collections::HashMap<String, Shard>>,
+    /// The user's snapshot, mapped at the first look (None: none, or not a whole one).
+    snapshot: std::cell::OnceCell<Option<Snapshot<Mapped>>>,
+    /// This process found an entry the snapshot lacks, or appended one: the snapshot is
+    /// behind the logs.
+    behind: std::cell::Cell<bool>,
 }
 
 impl Logs {
@@ -265,7 +273,10 @@ impl Logs {
         Logs {
             home,
             dir: Default::default(),
+            parent: Default::default(),
             shards: Default::default(),
+            snapshot: Default::default(),
+            behind: Default::default(),
         }
     }
 
@@ -287,7 +298,10 @@ impl Logs {
             let d = match &self.home {
                 Home::Store(store) => store.dir(&["metadata", super::TOOL, "hashcache"], create)?,
                 // made at the first look: once, not again per entry when it cannot be
-                Home::User(base) => user_dir(base, true).map(std::sync::Arc::new),
+                Home::User(base) => user_dirs(base, true).map(|(parent, d)| {
+                    let _ = self.parent.set(parent);
+                    std::sync::Arc::new(d)
+                }),
             };
             *slot = Some(d);
         }
@@ -381,6 +395,7 @@ impl Logs {
                 // one write call: appends of concurrent steps never interleave
                 if (&f).write_all(line.as_bytes()).is_ok() {
                     s.push(&line);
+                    self.behind.set(true);
                 }
             }
             if locked {
@@ -415,6 +430,182 @@ impl Logs {
     fn usable(&self) -> bool {
         matches!(self.with_dir(true, |_| ()), Ok(Some(())))
     }
+
+    /// The user's snapshot, mapped the first time (None for a store's logs).
+    fn snapshot(&self) -> Option<&Snapshot<Mapped>> {
+        if !self.private() {
+            return None;
+        }
+        self.snapshot
+            .get_or_init(|| {
+                self.usable().then_some(())?;
+                let parent = self.parent.get()?;
+                match parent.load_owned(OsStr::new(SNAPSHOT), 0) {
+                    Ok(Some(Loaded::Mapped(m))) => Snapshot::new(m),
+                    _ => None,
+                }
+            })
+            .as_ref()
+    }
+
+    /// Write a new snapshot of the user's logs when this process found them ahead of it,
+    /// unless another process is writing one now, or the last was written less than a
+    /// second ago or less than a hundred times what reading the logs took then: while a
+    /// first build fills the logs, writing snapshots costs it at most about 1% of one CPU
+    /// (a few milliseconds a second for system headers; more for sources outside the build
+    /// tree, an out-of-tree kernel build's, which make the logs large).
+    fn settle(&self) {
+        if !self.private() || !self.behind.get() {
+            return;
+        }
+        let now = now_ns();
+        if let Some(s) = self.snapshot() {
+            let every = SNAPSHOT_EVERY.max(s.cost_ns().saturating_mul(100));
+            if now.saturating_sub(s.written_ns()) < every {
+                return;
+            }
+        }
+        let Some(parent) = self.parent.get() else {
+            return;
+        };
+        let Ok(lock) = parent.open_lock(OsStr::new(SNAPSHOT_LOCK)) else {
+            return;
+        };
+        if lock.try_lock().is_err() {
+            return;
+        }
+        let mut texts = Vec::with_capacity(SHARD_COUNT as usize);
+        let _ = self.with_dir(false, |d| {
+            for i in 0..SHARD_COUNT {
+                if let Ok(Some(l)) = d.load_owned(OsStr::new(&format!("{i:02x}")), MAP_FROM) {
+                    texts.push(l);
+                }
+            }
+        });
+        let bytes: Vec<&[u8]> = texts
+            .iter()
+            .map(|l| match l {
+                Loaded::Read(b) => &b[..],
+                Loaded::Mapped(m) => m.bytes(),
+            })
+            .collect();
+        let entries = fold(&bytes);
+        let cost = now_ns().saturating_sub(now);
+        let _ = parent.write_replace(
+            OsStr::new(SNAPSHOT),
+            &snapshot::encode(&entries, now, cost),
+            FILE_MODE,
+        );
+        let _ = lock.unlock();
+        self.behind.set(false);
+    }
+}
+
+/// The snapshot's name in the user's `omnishim` directory, and its writers' lock.
+const SNAPSHOT: &str = "hashcache.snapshot";
+const SNAPSHOT_LOCK: &str = "hashcache.snapshot.lock";
+/// The least time between two snapshots, in ns.
+const SNAPSHOT_EVERY: u64 = 1_000_000_000;
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Every identity the logs' whole lines give, with what a lookup in the logs would answer
+/// for it (its own line, its `+nonote` and `+type` lines with the same IDs). An identity
+/// whose lines disagree (two IDs for one identity, in one log or two) is left out: the logs
+/// answer it, as before. So is a line whose key is not exactly what `HashCache::key` writes.
+pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
+    #[derive(Default)]
+    struct Seen {
+        own: Option<Cached>,
+        ty: Option<Cached>,
+        no_note: Option<Ids>,
+        conflict: bool,
+    }
+    fn agree<T: PartialEq + Copy>(slot: &mut Option<T>, v: T, conflict: &mut bool) {
+        match slot {
+            Some(old) if *old != v => *conflict = true,
+            _ => *slot = Some(v),
+        }
+    }
+    let mut seen: std::collections::HashMap<Identity, Seen> = Default::default();
+    let mut order: Vec<Identity> = Vec::new();
+    for text in texts {
+        let end = last_newline(text).map_or(0, |e| e + 1);
+        for line in text[..end].split(|&b| b == b'\n') {
+            let Ok(line) = std::str::from_utf8(line) else {
+                continue;
+            };
+            let Some((key, rest)) = line.split_once(' ') else {
+                continue;
+            };
+            let (base, which) = match key.rsplit_once('+') {
+                Some((b, "nonote")) => (b, 1),
+                Some((b, "type")) => (b, 2),
+                Some(_) => continue,
+                None => (key, 0),
+            };
+            let (Some(id), Some(c)) = (identity_of_key(base), parse_entry(rest)) else {
+                continue;
+            };
+            let s = seen.entry(id).or_insert_with(|| {
+                order.push(id);
+                Seen::default()
+            });
+            let ids = (c.ids, c.elf, c.shared);
+            match which {
+                0 => {
+                    let mut own = s.own.map(|o| (o.ids, o.elf, o.shared));
+                    agree(&mut own, ids, &mut s.conflict);
+                    if s.own.is_none() {
+                        s.own = Some(c);
+                    }
+                }
+                1 => agree(&mut s.no_note, c.ids, &mut s.conflict),
+                _ => {
+                    let mut ty = s.ty.map(|t| (t.ids, t.elf, t.shared));
+                    agree(&mut ty, ids, &mut s.conflict);
+                    if s.ty.is_none() {
+                        s.ty = Some(c);
+                    }
+                }
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| {
+            let s = seen.remove(&id)?;
+            let mut c = s.own.filter(|_| !s.conflict)?;
+            if c.elf {
+                c.no_note = s.no_note == Some(c.ids);
+                c.shared =
+                    s.ty.filter(|t| t.ids == c.ids)
+                        .map(|t| t.shared == Some(true));
+            }
+            Some((id, c))
+        })
+        .collect()
+}
+
+/// The identity a key names, when the key is exactly what `HashCache::key` writes for it.
+fn identity_of_key(key: &str) -> Option<Identity> {
+    let mut id: Identity = [0; 7];
+    let mut rest = key;
+    for (i, v) in id.iter_mut().enumerate() {
+        let end = if i == 6 {
+            rest.len()
+        } else {
+            rest.find(['-', '.'])?
+        };
+        *v = u64::from_str_radix(&rest[..end], 16).ok()?;
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    // a sign, leading zeros, other separators: not a key `key_of_identity` writes
+    (key_of_identity(&id) == key).then_some(id)
 }
 
 impl HashCache {
@@ -423,9 +614,20 @@ impl HashCache {
     pub fn warm(&self) {
         if let Some(u) = &self.user {
             u.usable();
+            u.snapshot();
         }
         if let Some(l) = &self.local {
             let _ = l.with_dir(false, |_| ());
+        }
+    }
+}
+
+impl HashCache {
+    /// At the end of a step: bring the user's snapshot up to the logs, when this step found
+    /// them ahead of it (see `Logs::settle`).
+    pub fn settle(&self) {
+        if let Some(u) = &self.user {
+            u.settle();
         }
     }
 }
@@ -448,10 +650,17 @@ fn user_home() -> Option<PathBuf> {
 /// following symlinks. None when it cannot be had, or when either of the two directories is
 /// not this user's alone (owned by someone else, or writable by the group or others):
 /// another user could then plant entries, and a forged entry would be believed.
+#[cfg(test)]
 fn user_dir(base: &Path, create: bool) -> Option<Dir> {
+    user_dirs(base, create).map(|(_, d)| d)
+}
+
+/// `user_dir`, with the `omnishim` directory above it (which holds the snapshot).
+fn user_dirs(base: &Path, create: bool) -> Option<(Dir, Dir)> {
     let root = Dir::root(base, create).ok()??;
     let ours = root.sub_private(OsStr::new(super::TOOL), create).ok()??;
-    ours.sub_private(OsStr::new("hashcache"), create).ok()?
+    let logs = ours.sub_private(OsStr::new("hashcache"), create).ok()??;
+    Some((ours, logs))
 }
 
 impl HashCache {
@@ -497,26 +706,7 @@ impl HashCache {
 
     /// The entry key for a file's identity.
     fn key(meta: &fs::Metadata) -> String {
-        use std::os::unix::fs::MetadataExt;
-        // what `format!("{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}", ...)` writes (signed values
-        // in two's complement, as `{:x}` prints them), without the formatting machinery:
-        // every input of every step makes one
-        let mut k = String::with_capacity(64);
-        let vals = [
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime() as u64,
-            meta.mtime_nsec() as u64,
-            meta.ctime() as u64,
-            meta.ctime_nsec() as u64,
-        ];
-        push_hex(&mut k, vals[0]);
-        for (sep, v) in ['-', '-', '-', '.', '-', '.'].into_iter().zip(&vals[1..]) {
-            k.push(sep);
-            push_hex(&mut k, *v);
-        }
-        k
+        key_of_identity(&identity(meta))
     }
 
     /// The shard log for a file: FNV-1a of its directory's path.
@@ -556,9 +746,17 @@ impl HashCache {
         if !before.is_file() {
             return hash_with_kind(path); // gives the proper error
         }
-        let key = Self::key(&before);
+        let id = identity(&before);
+        if let Some(mut c) = logs.snapshot().and_then(|s| s.get(&id)) {
+            c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
+            return Ok(c);
+        }
+        let key = key_of_identity(&id);
         let shard = Self::shard_of(path);
         if let Some(mut c) = logs.find_in(&shard, &key).map_err(io::Error::other)? {
+            if logs.private() {
+                logs.behind.set(true);
+            }
             c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
             if c.elf {
                 let same = |n: &Cached| n.ids == c.ids;
@@ -648,6 +846,33 @@ fn type_kind(shared: bool) -> &'static str {
     } else {
         "elf"
     }
+}
+
+/// What proves a file unchanged: device, inode, size, mtime and ctime (s and ns; signed
+/// values in two's complement).
+fn identity(meta: &fs::Metadata) -> Identity {
+    use std::os::unix::fs::MetadataExt;
+    [
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+        meta.ctime_nsec() as u64,
+    ]
+}
+
+/// An identity's key: what `format!("{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}", ...)` writes,
+/// without the formatting machinery (every input of every step makes one).
+fn key_of_identity(vals: &Identity) -> String {
+    let mut k = String::with_capacity(64);
+    push_hex(&mut k, vals[0]);
+    for (sep, v) in ['-', '-', '-', '.', '-', '.'].into_iter().zip(&vals[1..]) {
+        k.push(sep);
+        push_hex(&mut k, *v);
+    }
+    k
 }
 
 /// Append `n` in lower-case hex, without leading zeros.
@@ -1072,5 +1297,102 @@ mod tests {
             .count(),
             400
         );
+    }
+
+    /// What a lookup in the logs answers for a key (its own line, then its `+nonote` and
+    /// `+type` lines with the same IDs), as `HashCache::lookup` puts it together.
+    fn from_logs(texts: &[&str], key: &str) -> Option<Cached> {
+        let find = |k: &str| texts.iter().rev().find_map(|t| find_entry(t, k));
+        let mut c = find(key)?;
+        if c.elf {
+            c.no_note = find(&no_note_key(key)).is_some_and(|n| n.ids == c.ids);
+            c.shared = find(&type_key(key))
+                .filter(|t| t.ids == c.ids)
+                .map(|t| t.shared == Some(true));
+        }
+        Some(c)
+    }
+
+    #[test]
+    fn the_snapshot_answers_what_the_logs_answer_or_nothing() {
+        let ids: Vec<Ids> = (0..4u8).map(|i| gitoid::ids_of_bytes(&[i])).collect();
+        let line = |k: &str, i: usize, kind: &str| {
+            format!("{k} {} {} {kind}\n", ids[i].sha1.hex(), ids[i].sha256.hex())
+        };
+        let key =
+            |i: u64| key_of_identity(&[0xfe00, 0x3e000 + i, 10 + i, 0x69efc3a9, i, 0x69efc3aa, 7]);
+        let a = [
+            line(&key(0), 0, "-"),   // a header
+            line(&key(1), 1, "elf"), // crt1.o: no note, not shared
+            line(&no_note_key(&key(1)), 1, "elf"),
+            line(&type_key(&key(1)), 1, "elf"),
+            line(&key(2), 2, "elf"), // libc.so.6
+            line(&type_key(&key(2)), 2, "dyn"),
+            line(&key(3), 3, "elf"), // an older entry: type unknown
+            line(&no_note_key(&key(3)), 0, "elf"), // ...lines of other IDs count not
+            line(&type_key(&key(3)), 0, "dyn"),
+            line(&key(4), 0, "-"), // two IDs for one identity
+            line(&key(4), 1, "-"),
+            line(&key(5), 2, "-"), // in two logs, twice the same
+            "0fe00-1-2-3.4-5.6 ".to_string() + &line("x", 0, "-")[2..], // not a key we write
+            line(&key(9), 0, "-").trim_end().to_string(), // still being written
+        ]
+        .concat();
+        let b = [
+            line(&key(5), 2, "-"),
+            line(&key(6), 3, "elf"),
+            line(&key(7), 1, "-"),
+            line(&key(7), 2, "-"),
+        ]
+        .concat();
+        let texts = [a.as_str(), b.as_str()];
+        let folded = fold(&[a.as_bytes(), b.as_bytes()]);
+        let bytes = snapshot::encode(&folded, 1, 1);
+        let snap = Snapshot::new(&bytes[..]).unwrap();
+        let got = |i: u64| {
+            let k = key(i);
+            snap.get(&identity_of_key(&k).unwrap())
+        };
+        let mut answered = 0;
+        for i in 0..10 {
+            let (s, l) = (got(i), from_logs(&texts, &key(i)));
+            match (s, l) {
+                (Some(s), Some(l)) => {
+                    assert_eq!(
+                        (s.ids, s.elf, s.no_note, s.shared),
+                        (l.ids, l.elf, l.no_note, l.shared),
+                        "key {i}"
+                    );
+                    answered += 1;
+                }
+                // what the snapshot leaves to the logs
+                (None, _) => {}
+                (Some(_), None) => panic!("the snapshot answers key {i}, the logs do not"),
+            }
+        }
+        assert_eq!(answered, 6, "0, 1, 2, 3, 5 and 6 come from the snapshot");
+        for i in [4, 7, 8, 9] {
+            assert!(got(i).is_none(), "key {i}");
+        }
+        assert!(got(1).is_some_and(|c| c.no_note && c.shared == Some(false)));
+        assert!(got(2).is_some_and(|c| !c.no_note && c.shared == Some(true)));
+        assert!(got(3).is_some_and(|c| !c.no_note && c.shared.is_none()));
+        // keys and identities map one to one; other spellings are no keys
+        for k in ["1-2-3-4.5-6.7", "fe00-3e720-99e-69efc3a9.0-69efc3a9.0"] {
+            assert_eq!(
+                identity_of_key(k).map(|i| key_of_identity(&i)).as_deref(),
+                Some(k)
+            );
+        }
+        for k in [
+            "01-2-3-4.5-6.7",
+            "1-2-3-4-5-6.7",
+            "1-2-3-4.5-6",
+            "+1-2-3-4.5-6.7",
+            "1-2-3-4.5-6.7.8",
+            "1-2-3-4.5-6.7 ",
+        ] {
+            assert!(identity_of_key(k).is_none(), "{k}");
+        }
     }
 }

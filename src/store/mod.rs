@@ -19,6 +19,7 @@
 
 mod hashcache;
 mod safe;
+mod snapshot;
 pub(crate) use safe::{
     adjust_shared, euid, fstat, list, open_path, read_head, read_path, read_up_to,
 };

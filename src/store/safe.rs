@@ -710,6 +710,12 @@ impl Mapped {
     }
 }
 
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 impl Drop for Mapped {
     fn drop(&mut self) {
         if self.len > 0 && !KEEP_MAPPINGS.load(Ordering::Relaxed) {

@@ -574,7 +574,8 @@ fn hash_cache_is_keyed_on_file_identity() {
 /// modification time (`touch -r`), then a build with a fresh store (so nothing but the
 /// user's cache could hold the old ID) records the new content. Device, inode, size and
 /// mtime are all unchanged: only the ctime in the key (which no user can set back) tells
-/// the two versions apart.
+/// the two versions apart. The old identity is in the user's snapshot too (see below), which
+/// must not serve it either.
 #[test]
 fn user_hash_cache_never_serves_a_stale_id_after_touch_r() {
     need("gcc");
@@ -613,6 +614,23 @@ fn user_hash_cache_never_serves_a_stale_id_after_touch_r() {
     // nor is the header in the store's own cache: only the user's could serve it
     let store_lines = cache_lines(&t.join("store1/metadata/omnishim/hashcache"));
     assert!(!store_lines.iter().any(|l| l.contains(&old.sha1.hex())));
+    // the user's snapshot of its logs serves lookups: with the logs emptied, a build with a
+    // fresh store still finds v.h (and the system headers) there, and hashes nothing again
+    let logs = user_cache.join("omnishim/hashcache");
+    assert!(
+        user_cache.join("omnishim/hashcache.snapshot").is_file(),
+        "the first build wrote no snapshot of the user's cache"
+    );
+    for e in std::fs::read_dir(&logs).unwrap() {
+        std::fs::write(e.unwrap().path(), "").unwrap();
+    }
+    build(&t.join("store1b"));
+    assert!(manifest_inputs(&t.join("store1b"), &proj.join("a.o")).contains(&old.sha1));
+    assert_eq!(
+        cache_lines(&logs),
+        Vec::<String>::new(),
+        "a file the snapshot has was hashed again"
+    );
     // in place, same size, then the old times back
     let reference = t.join("times");
     run_ok(Command::new("touch").arg("-r").arg(&header).arg(&reference));
@@ -1043,7 +1061,8 @@ fn links_sort_shared_libraries_alike_with_and_without_type_lines_in_the_cache() 
         type_lines().iter().filter(|l| l.ends_with(&want)).count()
     };
     assert_eq!(says(&libc_ids, "dyn"), 1, "{:#?}", type_lines());
-    // as an older version leaves the user's cache: no type lines
+    // as an older version leaves the user's cache: no type lines, and no snapshot
+    std::fs::remove_file(user_cache.join("omnishim/hashcache.snapshot")).unwrap();
     for e in std::fs::read_dir(&shards).unwrap() {
         let p = e.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap();

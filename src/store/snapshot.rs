@@ -1,0 +1,267 @@
+//! A compacted copy of the user's hash cache: one read-only file, mapped, where a file's
+//! identity costs one probe of a hash table.
+//!
+//! The user's shard logs hold every system header, crt file and library any build of this
+//! user has read, each directory's in one log; a compile-and-link of a file that includes
+//! `stdio.h` reads eleven of them (about 100 KB) and looks through their lines, about a
+//! third of its whole lookup time. The snapshot answers such a step from a few pages of one
+//! mapped file. The logs stay the truth: an identity the snapshot lacks is looked up there,
+//! and a step that found one there, or appended to them, writes a new snapshot (see
+//! `HashCache::settle`).
+//!
+//! Layout: a 64-byte header (`MAGIC`, the slot count, a power of two, as u64 LE, the entry
+//! count, the time it was written and how long reading the logs took, in ns) and then `slots` slots of 128 bytes, open addressing
+//! with linear probing by the FNV-1a hash of the identity. A slot: a check value (FNV-1a of
+//! the slot's other 120 bytes, never 0; 0 is an empty slot), the identity (the seven values
+//! of the key: device, inode, size, mtime s and ns, ctime s and ns, u64 LE), sha1, sha256,
+//! flags. A slot whose check fails (a torn or damaged file) ends the lookup as a miss, so a
+//! damaged snapshot can only send a lookup back to the logs, never give it wrong IDs.
+
+use super::hashcache::{fnv1a, Cached};
+use crate::gitoid::{Id, Ids};
+
+pub const MAGIC: &[u8; 8] = b"omsnap01";
+const HEADER: usize = 64;
+const SLOT: usize = 128;
+/// More identities than this are not kept (the newest lines of the logs are not preferred:
+/// a user cache this large is far beyond what the logs' caps let them hold).
+const MAX_ENTRIES: usize = 1 << 18;
+
+/// A file's identity: what the hash cache's key is made of.
+pub type Identity = [u64; 7];
+
+const ELF: u8 = 1;
+const NO_NOTE: u8 = 2;
+const SHARED_KNOWN: u8 = 4;
+const SHARED: u8 = 8;
+
+fn identity_bytes(id: &Identity) -> [u8; 56] {
+    let mut b = [0u8; 56];
+    for (i, v) in id.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// A slot's check value: never 0, which marks an empty slot.
+fn check_of(slot: &[u8]) -> u64 {
+    fnv1a(&slot[8..SLOT]) | 1
+}
+
+/// The bytes of a snapshot of `entries`, written at `now_ns` from logs read in `cost_ns`.
+/// Identities given twice keep the first.
+pub fn encode(entries: &[(Identity, Cached)], now_ns: u64, cost_ns: u64) -> Vec<u8> {
+    let n = entries.len().min(MAX_ENTRIES);
+    // at most half full: a miss (a file no build has hashed yet) ends at an empty slot soon
+    let slots = (2 * n).max(64).next_power_of_two();
+    let mut out = vec![0u8; HEADER + slots * SLOT];
+    out[..8].copy_from_slice(MAGIC);
+    out[8..16].copy_from_slice(&(slots as u64).to_le_bytes());
+    out[24..32].copy_from_slice(&now_ns.to_le_bytes());
+    out[32..40].copy_from_slice(&cost_ns.to_le_bytes());
+    let mut kept = 0u64;
+    for (id, c) in entries.iter().take(n) {
+        let key = identity_bytes(id);
+        let mut at = (fnv1a(&key) as usize) & (slots - 1);
+        loop {
+            let s = HEADER + at * SLOT;
+            let slot = &mut out[s..s + SLOT];
+            if u64_at(slot, 0) == 0 {
+                slot[8..64].copy_from_slice(&key);
+                slot[64..84].copy_from_slice(c.ids.sha1.as_bytes());
+                slot[84..116].copy_from_slice(c.ids.sha256.as_bytes());
+                let mut flags = 0;
+                if c.elf {
+                    flags |= ELF;
+                }
+                if c.no_note {
+                    flags |= NO_NOTE;
+                }
+                if let Some(shared) = c.shared {
+                    flags |= SHARED_KNOWN | if shared { SHARED } else { 0 };
+                }
+                slot[116] = flags;
+                let check = check_of(slot);
+                slot[..8].copy_from_slice(&check.to_le_bytes());
+                kept += 1;
+                break;
+            }
+            if slot[8..64] == key {
+                break;
+            }
+            at = (at + 1) & (slots - 1);
+        }
+    }
+    out[16..24].copy_from_slice(&kept.to_le_bytes());
+    out
+}
+
+/// A snapshot's bytes, checked for their shape.
+pub struct Snapshot<B> {
+    bytes: B,
+    slots: usize,
+}
+
+impl<B: AsRef<[u8]>> Snapshot<B> {
+    /// None unless the bytes are a whole snapshot (magic, a power-of-two slot count, the
+    /// length that count gives).
+    pub fn new(bytes: B) -> Option<Snapshot<B>> {
+        let b = bytes.as_ref();
+        if b.len() < HEADER || &b[..8] != MAGIC {
+            return None;
+        }
+        let slots = usize::try_from(u64_at(b, 8)).ok()?;
+        if !slots.is_power_of_two() || slots.checked_mul(SLOT)?.checked_add(HEADER)? != b.len() {
+            return None;
+        }
+        Some(Snapshot { bytes, slots })
+    }
+
+    /// When it was written (ns since the epoch).
+    pub fn written_ns(&self) -> u64 {
+        u64_at(self.bytes.as_ref(), 24)
+    }
+
+    /// How long reading the logs it was made of took (ns).
+    pub fn cost_ns(&self) -> u64 {
+        u64_at(self.bytes.as_ref(), 32)
+    }
+
+    /// The entry of an identity, if the snapshot has one whose slot is intact.
+    pub fn get(&self, id: &Identity) -> Option<Cached> {
+        let b = self.bytes.as_ref();
+        let key = identity_bytes(id);
+        let mut at = (fnv1a(&key) as usize) & (self.slots - 1);
+        for _ in 0..self.slots {
+            let s = HEADER + at * SLOT;
+            let slot = &b[s..s + SLOT];
+            let check = u64_at(slot, 0);
+            if check == 0 || check != check_of(slot) {
+                return None;
+            }
+            if slot[8..64] == key {
+                let flags = slot[116];
+                return Some(Cached {
+                    ids: Ids {
+                        sha1: Id::from_raw(&slot[64..84])?,
+                        sha256: Id::from_raw(&slot[84..116])?,
+                    },
+                    elf: flags & ELF != 0,
+                    no_note: flags & NO_NOTE != 0,
+                    mtime: None,
+                    shared: (flags & SHARED_KNOWN != 0).then_some(flags & SHARED != 0),
+                });
+            }
+            at = (at + 1) & (self.slots - 1);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gitoid::ids_of_bytes;
+
+    fn entry(i: u64, elf: bool, no_note: bool, shared: Option<bool>) -> (Identity, Cached) {
+        (
+            [0xfe00, i, i * 7, 1_700_000_000 + i, i * 3, 1_700_000_001, i],
+            Cached {
+                ids: ids_of_bytes(&i.to_le_bytes()),
+                elf,
+                no_note,
+                mtime: None,
+                shared,
+            },
+        )
+    }
+
+    fn same(a: &Cached, b: &Cached) -> bool {
+        a.ids == b.ids && a.elf == b.elf && a.no_note == b.no_note && a.shared == b.shared
+    }
+
+    #[test]
+    fn every_entry_comes_back_with_its_flags_and_others_miss() {
+        let flags = [
+            (false, false, Some(false)),
+            (true, false, None),
+            (true, true, Some(false)),
+            (true, false, Some(true)),
+        ];
+        let entries: Vec<_> = (0..500u64)
+            .map(|i| {
+                let (e, n, s) = flags[(i % 4) as usize];
+                entry(i, e, n, s)
+            })
+            .collect();
+        let bytes = encode(&entries, 42, 7);
+        let snap = Snapshot::new(&bytes[..]).expect("a whole snapshot");
+        assert_eq!((snap.written_ns(), snap.cost_ns()), (42, 7));
+        assert_eq!(u64_at(&bytes, 16), 500);
+        for (id, c) in &entries {
+            let got = snap.get(id).expect("an entry the snapshot was made with");
+            assert!(same(&got, c), "{id:?}");
+        }
+        // an identity differing in any one value (the ctime ns of a file changed in place
+        // with its old mtime given back, say) is a miss
+        for k in 0..7 {
+            let mut id = entries[3].0;
+            id[k] ^= 1 << 40;
+            assert!(snap.get(&id).is_none(), "value {k}");
+        }
+        // an empty snapshot answers nothing
+        let empty = encode(&[], 1, 1);
+        assert!(Snapshot::new(&empty[..]).is_some_and(|s| s.get(&entries[0].0).is_none()));
+    }
+
+    #[test]
+    fn a_damaged_snapshot_sends_lookups_back_to_the_logs_never_to_wrong_ids() {
+        let entries: Vec<_> = (0..200u64)
+            .map(|i| entry(i, false, false, Some(false)))
+            .collect();
+        let bytes = encode(&entries, 1, 1);
+        // any one byte of any used slot changed: that entry is a miss or (a byte outside
+        // what it reads) still its own; never another file's IDs
+        let mut changed = 0;
+        for s in 0..(bytes.len() - HEADER) / SLOT {
+            let at = HEADER + s * SLOT;
+            if u64_at(&bytes, at) == 0 {
+                continue;
+            }
+            for off in [0, 9, 40, 70, 100, 116, 127] {
+                let mut b = bytes.clone();
+                b[at + off] ^= 0x10;
+                let snap = Snapshot::new(&b[..]).unwrap();
+                for (id, c) in &entries {
+                    if let Some(got) = snap.get(id) {
+                        assert!(same(&got, c), "slot {s} byte {off}");
+                    }
+                }
+                changed += 1;
+            }
+        }
+        assert!(changed >= 200 * 7);
+        // a torn file (cut short), a wrong magic or slot count is no snapshot at all
+        assert!(Snapshot::new(&bytes[..bytes.len() - 1]).is_none());
+        let mut b = bytes.clone();
+        b[0] ^= 1;
+        assert!(Snapshot::new(&b[..]).is_none());
+        let mut b = bytes.clone();
+        b[8] = 3;
+        assert!(Snapshot::new(&b[..]).is_none());
+        assert!(Snapshot::new(&bytes[..10]).is_none());
+        // zeroed pages (a file whose data never reached the disk) hold no entries
+        let mut b = bytes.clone();
+        for x in &mut b[HEADER..] {
+            *x = 0;
+        }
+        let snap = Snapshot::new(&b[..]).unwrap();
+        assert!(entries.iter().all(|(id, _)| snap.get(id).is_none()));
+    }
+}
