@@ -449,18 +449,21 @@ impl Logs {
     }
 
     /// Write a new snapshot of the user's logs when this process found them ahead of it,
-    /// unless another process is writing one now, or the last was written less than a
-    /// second ago or less than a hundred times what reading the logs took then: while a
-    /// first build fills the logs, writing snapshots costs it at most about 1% of one CPU
-    /// (a few milliseconds a second for system headers; more for sources outside the build
-    /// tree, an out-of-tree kernel build's, which make the logs large).
+    /// unless another process is writing one now, or the last was written less than
+    /// `SNAPSHOT_EVERY` ago or less than a thousand times what reading the logs took then.
+    /// Some builds add to the logs all the time: a recursive make's step in `src/liblzma`
+    /// reads headers of `src/common`, outside its directory, which the user's cache keeps,
+    /// under new identities in every fresh tree. A snapshot (about 10 ms for 1 MB of logs)
+    /// once a second cost xz-utils' build more than the snapshot saved it; once in ten
+    /// seconds it costs such a build 0.1% of one CPU, and a snapshot that lags behind only
+    /// sends lookups to the logs, as before there was one.
     fn settle(&self) {
         if !self.private() || !self.behind.get() {
             return;
         }
         let now = now_ns();
         if let Some(s) = self.snapshot() {
-            let every = SNAPSHOT_EVERY.max(s.cost_ns().saturating_mul(100));
+            let every = SNAPSHOT_EVERY.max(s.cost_ns().saturating_mul(1000));
             if now.saturating_sub(s.written_ns()) < every {
                 return;
             }
@@ -505,7 +508,7 @@ impl Logs {
 const SNAPSHOT: &str = "hashcache.snapshot";
 const SNAPSHOT_LOCK: &str = "hashcache.snapshot.lock";
 /// The least time between two snapshots, in ns.
-const SNAPSHOT_EVERY: u64 = 1_000_000_000;
+const SNAPSHOT_EVERY: u64 = 10_000_000_000;
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
