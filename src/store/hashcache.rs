@@ -35,7 +35,7 @@ struct Shard {
     /// key, rather than indexing every line when the log is read: a step looks up a few files per shard,
     /// while a shard of the user's cache may hold hundreds of lines (every header of
     /// /usr/include shares one).
-    base: Text,
+    base: Loaded,
     /// How much of `base` is whole lines.
     base_len: usize,
     /// Whole lines appended since, by this process or (read in `catch_up`) by others: kept
@@ -74,20 +74,6 @@ impl std::hash::BuildHasher for PassHash {
     }
 }
 
-enum Text {
-    Read(Vec<u8>),
-    Mapped(super::safe::Mapped),
-}
-
-impl Text {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Text::Read(v) => v,
-            Text::Mapped(m) => m.bytes(),
-        }
-    }
-}
-
 pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -100,7 +86,7 @@ pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
 impl Shard {
     /// A log's text. Only whole lines count: a last line without its newline may still be
     /// being written.
-    fn new(base: Text) -> Shard {
+    fn new(base: Loaded) -> Shard {
         let b = base.bytes();
         let base_len = b.iter().rposition(|&c| c == b'\n').map_or(0, |e| e + 1);
         Shard {
@@ -311,22 +297,15 @@ impl Logs {
     /// A shard log's text. A symlink or a foreign file is an error (the store is refused);
     /// anything else that keeps us from reading it (another user's store) is an empty log.
     /// In the user's cache, a log another user owns is no log at all.
-    fn read_shard(&self, name: &str) -> Result<Text, StoreError> {
+    fn read_shard(&self, name: &str) -> Result<Loaded, StoreError> {
         let private = self.private();
-        let empty = || Text::Read(Vec::new());
+        let empty = || Loaded::Read(Vec::new());
         let text = if private {
-            self.with_dir(false, |d| {
-                d.load_owned(OsStr::new(name), MAP_FROM).map(|l| {
-                    l.map(|l| match l {
-                        Loaded::Read(b) => Text::Read(b),
-                        Loaded::Mapped(m) => Text::Mapped(m),
-                    })
-                })
-            })
+            self.with_dir(false, |d| d.load_owned(OsStr::new(name), MAP_FROM))
         } else {
             self.with_dir(false, |d| {
                 d.read_owned(OsStr::new(name), false)
-                    .map(|b| b.map(Text::Read))
+                    .map(|b| b.map(Loaded::Read))
             })
         };
         let text = match text {
@@ -485,13 +464,7 @@ impl Logs {
                 }
             }
         });
-        let bytes: Vec<&[u8]> = texts
-            .iter()
-            .map(|l| match l {
-                Loaded::Read(b) => &b[..],
-                Loaded::Mapped(m) => m.bytes(),
-            })
-            .collect();
+        let bytes: Vec<&[u8]> = texts.iter().map(Loaded::bytes).collect();
         let entries = fold(&bytes);
         let cost = now_ns().saturating_sub(now);
         let _ = parent.write_replace(
@@ -521,18 +494,14 @@ fn now_ns() -> u64 {
 /// whose lines disagree (two IDs for one identity, in one log or two) is left out: the logs
 /// answer it, as before. So is a line whose key is not exactly what `HashCache::key` writes.
 pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
+    /// A line's answer: IDs, ELF, shared (as `parse_entry` reads it).
+    type Said = (Ids, bool, Option<bool>);
     #[derive(Default)]
     struct Seen {
-        own: Option<Cached>,
-        ty: Option<Cached>,
-        no_note: Option<Ids>,
+        own: Option<Said>,
+        no_note: Option<Said>,
+        ty: Option<Said>,
         conflict: bool,
-    }
-    fn agree<T: PartialEq + Copy>(slot: &mut Option<T>, v: T, conflict: &mut bool) {
-        match slot {
-            Some(old) if *old != v => *conflict = true,
-            _ => *slot = Some(v),
-        }
     }
     let mut seen: std::collections::HashMap<Identity, Seen> = Default::default();
     let mut order: Vec<Identity> = Vec::new();
@@ -545,11 +514,10 @@ pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
             let Some((key, rest)) = line.split_once(' ') else {
                 continue;
             };
-            let (base, which) = match key.rsplit_once('+') {
-                Some((b, "nonote")) => (b, 1),
-                Some((b, "type")) => (b, 2),
+            let (base, kind) = match key.rsplit_once('+') {
+                Some((b, k @ ("nonote" | "type"))) => (b, k),
                 Some(_) => continue,
-                None => (key, 0),
+                None => (key, ""),
             };
             let (Some(id), Some(c)) = (identity_of_key(base), parse_entry(rest)) else {
                 continue;
@@ -558,38 +526,39 @@ pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
                 order.push(id);
                 Seen::default()
             });
-            let ids = (c.ids, c.elf, c.shared);
-            match which {
-                0 => {
-                    let mut own = s.own.map(|o| (o.ids, o.elf, o.shared));
-                    agree(&mut own, ids, &mut s.conflict);
-                    if s.own.is_none() {
-                        s.own = Some(c);
-                    }
-                }
-                1 => agree(&mut s.no_note, c.ids, &mut s.conflict),
-                _ => {
-                    let mut ty = s.ty.map(|t| (t.ids, t.elf, t.shared));
-                    agree(&mut ty, ids, &mut s.conflict);
-                    if s.ty.is_none() {
-                        s.ty = Some(c);
-                    }
-                }
+            let slot = match kind {
+                "nonote" => &mut s.no_note,
+                "type" => &mut s.ty,
+                _ => &mut s.own,
+            };
+            let said = (c.ids, c.elf, c.shared);
+            match slot {
+                Some(old) if *old != said => s.conflict = true,
+                _ => *slot = Some(said),
             }
         }
     }
     order
         .into_iter()
         .filter_map(|id| {
-            let s = seen.remove(&id)?;
-            let mut c = s.own.filter(|_| !s.conflict)?;
-            if c.elf {
-                c.no_note = s.no_note == Some(c.ids);
-                c.shared =
-                    s.ty.filter(|t| t.ids == c.ids)
-                        .map(|t| t.shared == Some(true));
-            }
-            Some((id, c))
+            let s = seen.remove(&id).filter(|s| !s.conflict)?;
+            let (ids, elf, shared) = s.own?;
+            // a `+nonote` or `+type` line counts only with the IDs of the file's own line
+            let same = |l: Option<Said>| l.filter(|l| l.0 == ids);
+            Some((
+                id,
+                Cached {
+                    ids,
+                    elf,
+                    no_note: elf && same(s.no_note).is_some(),
+                    mtime: None,
+                    shared: if elf {
+                        same(s.ty).map(|t| t.2 == Some(true))
+                    } else {
+                        shared
+                    },
+                },
+            ))
         })
         .collect()
 }
@@ -649,16 +618,11 @@ fn user_home() -> Option<PathBuf> {
     xdg.or_else(home)
 }
 
-/// `omnishim/hashcache` below the user's cache directory, made 0700 and reached without
-/// following symlinks. None when it cannot be had, or when either of the two directories is
-/// not this user's alone (owned by someone else, or writable by the group or others):
-/// another user could then plant entries, and a forged entry would be believed.
-#[cfg(test)]
-fn user_dir(base: &Path, create: bool) -> Option<Dir> {
-    user_dirs(base, create).map(|(_, d)| d)
-}
-
-/// `user_dir`, with the `omnishim` directory above it (which holds the snapshot).
+/// `omnishim` below the user's cache directory (which holds the snapshot) and the logs'
+/// `omnishim/hashcache`, made 0700 and reached without following symlinks. None when they
+/// cannot be had, or when either of the two directories is not this user's alone (owned by
+/// someone else, or writable by the group or others): another user could then plant
+/// entries, and a forged entry would be believed.
 fn user_dirs(base: &Path, create: bool) -> Option<(Dir, Dir)> {
     let root = Dir::root(base, create).ok()??;
     let ours = root.sub_private(OsStr::new(super::TOOL), create).ok()??;
@@ -757,9 +721,7 @@ impl HashCache {
         let key = key_of_identity(&id);
         let shard = Self::shard_of(path);
         if let Some(mut c) = logs.find_in(&shard, &key).map_err(io::Error::other)? {
-            if logs.private() {
-                logs.behind.set(true);
-            }
+            logs.behind.set(true);
             c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
             if c.elf {
                 let same = |n: &Cached| n.ids == c.ids;
@@ -939,14 +901,14 @@ fn parse_entry(rest: &str) -> Option<Cached> {
 /// The entry for `key` in a log's text (the fuzz target's way in).
 #[doc(hidden)]
 pub fn find_entry(text: &str, key: &str) -> Option<Cached> {
-    Shard::new(Text::Read(text.as_bytes().to_vec())).get(key)
+    Shard::new(Loaded::Read(text.as_bytes().to_vec())).get(key)
 }
 
 /// The entry for `key` found through a shard's index (the fuzz target checks it against
 /// `find_entry`).
 #[doc(hidden)]
 pub fn find_entry_indexed(text: &str, key: &str) -> Option<Cached> {
-    let mut s = Shard::new(Text::Read(text.as_bytes().to_vec()));
+    let mut s = Shard::new(Loaded::Read(text.as_bytes().to_vec()));
     s.index = Some(index_lines(&s.base.bytes()[..s.base_len]));
     s.get(key)
 }
@@ -1037,7 +999,7 @@ mod tests {
         }
         text.push_str("fe00-7-10-1.0-1.0 zz\n");
         text.push_str(line("fe00-8-10-1.0-1.0", 2, "elf").trim_end());
-        let mut shard = Shard::new(Text::Read(text.clone().into_bytes()));
+        let mut shard = Shard::new(Loaded::Read(text.clone().into_bytes()));
         for k in 0..300 {
             let key = format!("fe00-{k:x}-10-1.0-1.0");
             let got = shard.get(&key).map(|c| c.ids);
@@ -1080,7 +1042,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
         let base = t.path().join("cache");
-        assert!(user_dir(&base, true).is_some());
+        assert!(user_dirs(&base, true).is_some());
         let ours = base.join("omnishim");
         let logs = ours.join("hashcache");
         for d in [&ours, &logs] {
@@ -1089,9 +1051,9 @@ mod tests {
         }
         // writable by others: another user could plant entries
         fs::set_permissions(&logs, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(user_dir(&base, true).is_none());
+        assert!(user_dirs(&base, true).is_none());
         fs::set_permissions(&logs, fs::Permissions::from_mode(0o700)).unwrap();
-        assert!(user_dir(&base, true).is_some());
+        assert!(user_dirs(&base, true).is_some());
         // a symlink where our directory goes is not followed (nor replaced)
         let elsewhere = t.path().join("elsewhere");
         fs::create_dir_all(elsewhere.join("hashcache")).unwrap();
@@ -1103,7 +1065,7 @@ mod tests {
         .unwrap();
         fs::rename(&ours, t.path().join("moved")).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &ours).unwrap();
-        assert!(user_dir(&base, true).is_none());
+        assert!(user_dirs(&base, true).is_none());
         assert!(fs::symlink_metadata(&ours)
             .unwrap()
             .file_type()
@@ -1114,7 +1076,7 @@ mod tests {
         // SAFETY: geteuid has no failure and no side effect
         if unsafe { libc::geteuid() } == 0 {
             std::os::unix::fs::chown(&logs, Some(65534), None).unwrap();
-            assert!(user_dir(&base, true).is_none());
+            assert!(user_dirs(&base, true).is_none());
         }
     }
 

@@ -421,8 +421,9 @@ impl Dir {
     /// that scans from the end touches only the last few (a log of the user's cache may
     /// grow to a megabyte). A smaller one is read: into the heap, it costs less than a
     /// mapping's system calls, page faults and unmapping. Only for files no one else may
-    /// write (the user's own cache, a 0700 directory): a file truncated under a mapping would stop the process at the next
-    /// read, and nothing of ours truncates a log (a log starts over by a rename).
+    /// write (the user's own cache, a 0700 directory): a file truncated under a mapping
+    /// would stop the process at the next read, and nothing of ours truncates a log or the
+    /// snapshot (both are replaced by a rename).
     pub fn load_owned(&self, name: &OsStr, map_from: usize) -> Result<Option<Loaded>, StoreError> {
         let f = match self.open_raw(name, libc::O_RDONLY, 0) {
             Ok(f) => f,
@@ -666,6 +667,15 @@ pub fn mappings_kept() -> bool {
 pub enum Loaded {
     Read(Vec<u8>),
     Mapped(Mapped),
+}
+
+impl Loaded {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Loaded::Read(v) => v,
+            Loaded::Mapped(m) => m.bytes(),
+        }
+    }
 }
 
 /// The first bytes of a file, mapped read-only and private.

@@ -10,8 +10,9 @@
 //! `HashCache::settle`).
 //!
 //! Layout: a 64-byte header (`MAGIC`, the slot count, a power of two, as u64 LE, the entry
-//! count, the time it was written and how long reading the logs took, in ns) and then `slots` slots of 128 bytes, open addressing
-//! with linear probing by the FNV-1a hash of the identity. A slot: a check value (FNV-1a of
+//! count, the time it was written and how long reading the logs took, in ns) and then
+//! `slots` slots of 128 bytes, open addressing with linear probing by the FNV-1a hash of the
+//! identity. A slot: a check value (FNV-1a of
 //! the slot's other 120 bytes, never 0; 0 is an empty slot), the identity (the seven values
 //! of the key: device, inode, size, mtime s and ns, ctime s and ns, u64 LE), sha1, sha256,
 //! flags. A slot whose check fails (a torn or damaged file) ends the lookup as a miss, so a
