@@ -148,6 +148,12 @@ pub fn run_outputs(store_root: &Path, cmd: &[OsString]) -> anyhow::Result<(i32, 
         c.env("PATH", std::env::join_paths(&new_path)?)
             .env("OMNIBOR_DIR", root)
             .env_remove(crate::shim::find::CHAIN_ENV);
+        // the steps of a recursive make read headers across the tree: the store's hash
+        // cache keeps those, not the user's (see `HashCache::for_step`)
+        match std::env::current_dir() {
+            Ok(tree) => c.env(crate::store::BUILD_TREE_ENV, tree),
+            Err(_) => c.env_remove(crate::store::BUILD_TREE_ENV),
+        };
         // CMake and Meson keep the absolute compiler path they find at configure time: point
         // CC and CXX at the shims (by the name the user chose, when it has a link).
         for (var, default) in [("CC", "cc"), ("CXX", "c++")] {

@@ -144,6 +144,8 @@ fn log_not_recorded(tool: &Path, args: &[String], reason: &str) {
 /// Entry point for every shim name.
 pub fn main(invoked: Invoked, args: Vec<OsString>) -> ! {
     phase::start();
+    // what the process cost before we ran (the parent's side of fork, exec) is not ours
+    phase::mark("start");
     keep_memory();
     match &invoked {
         Invoked::Explicit(Family::Cc | Family::Cxx)

@@ -430,12 +430,13 @@ impl Logs {
     /// Write a new snapshot of the user's logs when this process found them ahead of it,
     /// unless another process is writing one now, or the last was written less than
     /// `SNAPSHOT_EVERY` ago or less than a thousand times what reading the logs took then.
-    /// Some builds add to the logs all the time: a recursive make's step in `src/liblzma`
-    /// reads headers of `src/common`, outside its directory, which the user's cache keeps,
-    /// under new identities in every fresh tree. A snapshot (about 10 ms for 1 MB of logs)
-    /// once a second cost xz-utils' build more than the snapshot saved it; once in ten
-    /// seconds it costs such a build 0.1% of one CPU, and a snapshot that lags behind only
-    /// sends lookups to the logs, as before there was one.
+    /// Some builds add to the logs all the time: where the tree is not known (see
+    /// `build_roots`), a recursive make's step in `src/liblzma` reads headers of
+    /// `src/common`, outside its directory, which the user's cache keeps, under new
+    /// identities in every fresh tree. A snapshot (about 10 ms for 1 MB of logs) once a
+    /// second cost xz-utils' build more than the snapshot saved it; once in ten seconds it
+    /// costs such a build 0.1% of one CPU, and a snapshot that lags behind only sends
+    /// lookups to the logs, as before there was one.
     fn settle(&self) {
         if !self.private() || !self.behind.get() {
             return;
@@ -456,6 +457,9 @@ impl Logs {
         if lock.try_lock().is_err() {
             return;
         }
+        // a step killed while writing one left its file (2 MB here); the lock says none is
+        // being written now
+        parent.remove_temps();
         let mut texts = Vec::with_capacity(SHARD_COUNT as usize);
         let _ = self.with_dir(false, |d| {
             for i in 0..SHARD_COUNT {
@@ -604,6 +608,34 @@ impl HashCache {
     }
 }
 
+/// Set by `omnishim run` for its build: the directory it was started in.
+pub const BUILD_TREE_ENV: &str = "OMNISHIM_BUILD_TREE";
+
+/// The directories whose files are the build's own, kept in the store's logs rather than the
+/// user's: the step's directory, the store, the tree `omnishim run` was started in, and the
+/// directory holding a `.bom` store. A recursive make's steps read headers of sibling
+/// directories (xz-utils' `src/liblzma` reads `../common/*.h` and `../../config.h`): in the
+/// user's cache these would be new identities in every fresh tree, growing its logs and
+/// keeping its snapshot behind. The root directory is never one: everything would then be
+/// the build's, and a fresh store would hash the system's headers again. Which cache a file
+/// goes to changes how often it is hashed, never its ID: both are keyed alike.
+fn build_roots(store: &Path, cwd: &Path, tree: Option<&Path>) -> Vec<PathBuf> {
+    let bom_parent = (store.file_name() == Some(OsStr::new(".bom")))
+        .then(|| store.parent())
+        .flatten();
+    let mut roots = vec![cwd.to_path_buf(), store.to_path_buf()];
+    for extra in [tree, bom_parent].into_iter().flatten() {
+        // a relative path would be taken from wherever the step runs
+        if extra.is_absolute()
+            && extra.parent().is_some()
+            && !roots.iter().any(|r| extra.starts_with(r))
+        {
+            roots.push(extra.to_path_buf());
+        }
+    }
+    roots
+}
+
 /// The user's cache directory: `$XDG_CACHE_HOME` (an absolute path), else `$HOME/.cache`.
 fn user_home() -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
@@ -639,17 +671,18 @@ impl HashCache {
         }
     }
 
-    /// A step's cache: the store's logs for files of the build tree (below `cwd`, or in
-    /// the store), the user's own cache for every other file (system headers, crt files,
-    /// libraries), so that a fresh store does not hash them again. Both are keyed alike.
+    /// A step's cache: the store's logs for files of the build tree (see `build_roots`),
+    /// the user's own cache for every other file (system headers, crt files, libraries), so
+    /// that a fresh store does not hash them again. Both are keyed alike.
     pub fn for_step(store: &Store, cwd: &Path) -> HashCache {
         let disabled = std::env::var_os("OMNISHIM_USER_CACHE").is_some_and(|v| v == "0");
+        let tree = std::env::var_os(BUILD_TREE_ENV).map(PathBuf::from);
         HashCache {
             local: Some(Logs::new(Home::Store(store.clone()))),
             user: user_home()
                 .filter(|_| !disabled)
                 .map(|h| Logs::new(Home::User(h))),
-            build: vec![cwd.to_path_buf(), store.root().to_path_buf()],
+            build: build_roots(store.root(), cwd, tree.as_deref()),
         }
     }
 
@@ -1035,6 +1068,50 @@ mod tests {
             assert_eq!(s, format!("{n:x}"));
         }
         assert_eq!(format!("{:x}", -1i64), format!("{:x}", -1i64 as u64));
+    }
+
+    #[test]
+    fn the_build_tree_is_the_steps_directory_the_store_and_the_runs_tree_never_the_root() {
+        let p = |s: &str| PathBuf::from(s);
+        let roots = |store: &str, cwd: &str, tree: Option<&str>| {
+            build_roots(Path::new(store), Path::new(cwd), tree.map(Path::new))
+        };
+        // `omnishim run` started at the top of a recursive make
+        assert_eq!(
+            roots("/b/store", "/b/src/src/liblzma", Some("/b/src")),
+            [p("/b/src/src/liblzma"), p("/b/store"), p("/b/src")]
+        );
+        // a `.bom` store: the directory holding it is the tree
+        assert_eq!(
+            roots("/w/t/.bom", "/w/t/lib", None),
+            [p("/w/t/lib"), p("/w/t/.bom"), p("/w/t")]
+        );
+        // a tree already covered adds nothing; the root directory and relative paths never
+        // count (every system header would be the build's, or the step's own directory
+        // would decide)
+        assert_eq!(roots("/.bom", "/w", Some("/w/sub")), [p("/w"), p("/.bom")]);
+        assert_eq!(roots("/s", "/w", Some("/")), [p("/w"), p("/s")]);
+        assert_eq!(roots("/s", "/w", Some("rel")), [p("/w"), p("/s")]);
+        // only a store named `.bom` says where its tree is
+        assert_eq!(
+            roots("/w/t/store", "/w/t/a", None),
+            [p("/w/t/a"), p("/w/t/store")]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_writer_removes_what_a_killed_writer_left() {
+        let t = tempfile::tempdir().unwrap();
+        let logs = Logs::new(Home::User(t.path().to_path_buf()));
+        assert_eq!(logs.with_dir(true, |_| ()).unwrap(), Some(()));
+        let dir = t.path().join("omnishim");
+        std::fs::write(dir.join(".tmp1f.0.2a"), b"half a snapshot").unwrap();
+        std::fs::write(dir.join("keep"), b"").unwrap();
+        logs.behind.set(true);
+        logs.settle();
+        assert!(dir.join(SNAPSHOT).is_file());
+        assert!(!dir.join(".tmp1f.0.2a").exists());
+        assert!(dir.join("keep").exists() && dir.join(SNAPSHOT_LOCK).exists());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub(crate) use safe::{
 pub use hashcache::find_entry as hashcache_entry;
 #[doc(hidden)]
 pub use hashcache::find_entry_indexed as hashcache_entry_indexed;
+pub use hashcache::BUILD_TREE_ENV;
 pub use hashcache::{Cached, HashCache};
 pub use safe::{keep_mappings, mappings_kept};
 use safe::{Dir, Kind, FILE_MODE, OBJECT_MODE};

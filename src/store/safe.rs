@@ -555,6 +555,17 @@ impl Dir {
         }
     }
 
+    /// Remove the temporary files (`create_temp`'s) a killed writer left here. Only for a
+    /// directory whose writers of whole files all hold one lock, the caller holding it now:
+    /// another writer's file in progress would go too.
+    pub fn remove_temps(&self) {
+        for (name, kind) in self.entries().unwrap_or_default() {
+            if kind == Kind::File && name.as_encoded_bytes().starts_with(b".tmp") {
+                self.unlink(&name);
+            }
+        }
+    }
+
     /// The names in this directory (not `.` and `..`) with what each is (never followed).
     pub fn entries(&self) -> Result<Vec<(OsString, Kind)>, StoreError> {
         let io_err = |source| StoreError::Io {

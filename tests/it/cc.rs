@@ -673,6 +673,74 @@ fn user_hash_cache_never_serves_a_stale_id_after_touch_r() {
 }
 
 #[test]
+fn a_recursive_makes_sibling_headers_stay_in_the_stores_cache_under_omnishim_run() {
+    need("gcc");
+    let t = Tmp::new();
+    let tree = t.join("tree");
+    t.write("tree/common/c.h", "#define C 3\n");
+    t.write(
+        "tree/sub/a.c",
+        "#include \"../common/c.h\"\n#include <v.h>\nint a(void){return C+V;}\n",
+    );
+    t.write("sysinc/v.h", "#define V 1\n");
+    // the user's cache keeps no entry for a file changed within the last second
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (c_h, v_h) = (
+        gitoid::ids_of_file(&tree.join("common/c.h")).unwrap(),
+        gitoid::ids_of_file(&t.join("sysinc/v.h")).unwrap(),
+    );
+    let has = |dir: &Path, ids: &gitoid::Ids| {
+        dir.is_dir()
+            && cache_lines(dir)
+                .iter()
+                .any(|l| l.contains(&format!(" {} {} ", ids.sha1.hex(), ids.sha256.hex())))
+    };
+    let args = ["-isystem", "../../sysinc", "-c", "a.c"];
+    // a step in `sub` under `omnishim run` started at the top: `common` is the build's own
+    let (store, cache) = (t.join("store1"), t.join("cache1"));
+    run_ok(
+        omnishim(&["run", "--store"])
+            .arg(&store)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                &format!("cd sub && gcc {}", args.join(" ")),
+            ])
+            .current_dir(&tree)
+            .env("XDG_CACHE_HOME", &cache)
+            .env_remove("CC"),
+    );
+    let inputs = manifest_inputs(&store, &tree.join("sub/a.o"));
+    assert!(inputs.contains(&c_h.sha1) && inputs.contains(&v_h.sha1));
+    let (user, local) = (
+        cache.join("omnishim/hashcache"),
+        store.join("metadata/omnishim/hashcache"),
+    );
+    assert!(has(&local, &c_h), "c.h is not in the store's cache");
+    assert!(
+        !has(&user, &c_h),
+        "c.h, the tree's own, went to the user's cache"
+    );
+    assert!(
+        has(&user, &v_h),
+        "v.h, outside the tree, is not in the user's cache"
+    );
+    assert!(!has(&local, &v_h));
+    // the same step by the shim alone knows only its own directory and the store: `common`
+    // goes to the user's cache (what `omnishim run` changes), with the same IDs recorded
+    let (store, cache) = (t.join("store2"), t.join("cache2"));
+    run_ok(
+        shimmed(&t, "omnibor-cc", &store)
+            .current_dir(tree.join("sub"))
+            .env("XDG_CACHE_HOME", &cache)
+            .args(args),
+    );
+    assert_eq!(manifest_inputs(&store, &tree.join("sub/a.o")), inputs);
+    assert!(has(&cache.join("omnishim/hashcache"), &c_h));
+}
+
+#[test]
 fn strict_mode_and_recording_failures() {
     let t = Tmp::new();
     t.write("x.c", "int x(void){return 1;}\n");
