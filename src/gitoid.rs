@@ -109,6 +109,12 @@ impl Id {
         to_hex(self.as_bytes())
     }
 
+    /// Append the lower-case hex to `out` (a manifest, a path index record: no `String`
+    /// per ID).
+    pub fn push_hex(&self, out: &mut Vec<u8>) {
+        push_hex(out, self.as_bytes());
+    }
+
     pub fn uri(&self) -> String {
         format!("gitoid:blob:{}:{}", self.alg(), self.hex())
     }
@@ -169,13 +175,21 @@ impl FromStr for Id {
 }
 
 pub fn to_hex(b: &[u8]) -> String {
+    let mut v = Vec::with_capacity(b.len() * 2);
+    push_hex(&mut v, b);
+    // hex digits are ASCII; the check is a quick pass over a few dozen bytes
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// Append `b` in lower-case hex to `out`. Byte pairs from a table: a step writes a few
+/// hundred IDs (manifests, the path index), and pushing `char`s one at a time cost a
+/// link step about as many instructions as reading its depfile.
+pub fn push_hex(out: &mut Vec<u8>, b: &[u8]) {
     const D: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
+    out.reserve(b.len() * 2);
     for &x in b {
-        s.push(D[(x >> 4) as usize] as char);
-        s.push(D[(x & 15) as usize] as char);
+        out.extend_from_slice(&[D[usize::from(x >> 4)], D[usize::from(x & 15)]]);
     }
-    s
 }
 
 /// Lower-case hex only: IDs are written lower-case, so anything else is malformed.
@@ -407,6 +421,17 @@ pub fn ids_of_file(path: &Path) -> io::Result<Ids> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(to_hex(&all), want);
+        let mut out = b"x ".to_vec();
+        push_hex(&mut out, &[0x0f, 0xa0]);
+        assert_eq!(out, b"x 0fa0");
+        assert_eq!(to_hex(&[]), "");
+    }
 
     #[test]
     fn vectors() {

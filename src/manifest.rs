@@ -49,10 +49,10 @@ impl Manifest {
         let mut out = Vec::with_capacity(24 + self.inputs.len() * per * 2);
         out.extend_from_slice(format!("gitoid:blob:{}\n", self.alg).as_bytes());
         for (a, m) in &self.inputs {
-            out.extend_from_slice(a.hex().as_bytes());
+            a.push_hex(&mut out);
             if let Some(m) = m {
                 out.extend_from_slice(b" manifest ");
-                out.extend_from_slice(m.hex().as_bytes());
+                m.push_hex(&mut out);
             }
             out.push(b'\n');
         }

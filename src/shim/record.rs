@@ -69,22 +69,36 @@ pub fn absolute(cwd: &Path, p: &Path) -> PathBuf {
     if already_folded(p) {
         return p.to_path_buf(); // most inputs of a link, every path a second time
     }
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         cwd.join(p)
     };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
+    // over the bytes: `Path::components` cost a link step as much as its path index
+    // (gcc's own paths, `.../12/../../../x86_64-linux-gnu/crt1.o`, all need folding)
+    let bytes = joined.as_os_str().as_bytes();
+    let rooted = bytes.first() == Some(&b'/');
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    for c in bytes.split(|&b| b == b'/') {
         match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
+            b"" | b"." => {}
+            b".." => {
+                let keep = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(keep);
             }
-            other => out.push(other),
+            name => {
+                if rooted || !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(name);
+            }
         }
     }
-    out
+    if rooted && out.is_empty() {
+        out.push(b'/');
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// An absolute path that folding leaves as it is: no `.`, `..` or empty component, no
@@ -388,9 +402,22 @@ mod tests {
             ("../../x/./y.h", "/x/y.h"),
             ("./lib/.hidden", "/work/src/lib/.hidden"),
             ("/a/..b/c.", "/a/..b/c."),
+            ("/..", "/"),
+            ("/../a/../../b", "/b"),
+            ("a/../../b", "/work/b"),
+            (
+                "/usr/lib/gcc/x86_64-linux-gnu/12/../../../x86_64-linux-gnu/crt1.o",
+                "/usr/lib/x86_64-linux-gnu/crt1.o",
+            ),
         ] {
             assert_eq!(absolute(cwd, Path::new(p)), Path::new(want), "{p}");
         }
+        // a working directory that could not be had ("."): relative, as `Path` folds it
+        assert_eq!(
+            absolute(Path::new("."), Path::new("a/./b/../c")),
+            Path::new("a/c")
+        );
+        assert_eq!(absolute(Path::new("."), Path::new("..")), Path::new(""));
         assert!(already_folded(Path::new("/a/..b/c.")));
         assert!(!already_folded(Path::new("/a/../b")));
         assert!(!already_folded(Path::new("/a//b")));

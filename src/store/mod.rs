@@ -392,16 +392,12 @@ impl Store {
             if p.contains(&b'\n') {
                 continue;
             }
-            for part in [
-                ids.sha1.hex().as_bytes(),
-                b" ",
-                ids.sha256.hex().as_bytes(),
-                b" ",
-                p,
-                b"\n",
-            ] {
-                text.extend_from_slice(part);
-            }
+            ids.sha1.push_hex(&mut text);
+            text.push(b' ');
+            ids.sha256.push_hex(&mut text);
+            text.push(b' ');
+            text.extend_from_slice(p);
+            text.push(b'\n');
         }
         // 16 shards keep lock waits short under make -j; more would only cost file creations
         // (a few hundred microseconds each on the disk measured) in every new store
