@@ -616,10 +616,12 @@ pub const BUILD_TREE_ENV: &str = "OMNISHIM_BUILD_TREE";
 /// directory holding a `.bom` store. A recursive make's steps read headers of sibling
 /// directories (xz-utils' `src/liblzma` reads `../common/*.h` and `../../config.h`): in the
 /// user's cache these would be new identities in every fresh tree, growing its logs and
-/// keeping its snapshot behind. The root directory is never one: everything would then be
-/// the build's, and a fresh store would hash the system's headers again. Which cache a file
-/// goes to changes how often it is hashed, never its ID: both are keyed alike.
+/// keeping its snapshot behind. Never a directory holding the system's headers and
+/// libraries (`/`, `/usr`, ...): they would then be the build's, hashed again by every fresh
+/// store and trusted to the store's logs, which others may write, rather than the user's own.
+/// Which cache a file goes to changes how often it is hashed, never its ID.
 fn build_roots(store: &Path, cwd: &Path, tree: Option<&Path>) -> Vec<PathBuf> {
+    const SYSTEM: [&str; 5] = ["/usr/include", "/usr/lib", "/usr/local", "/lib", "/opt"];
     let bom_parent = (store.file_name() == Some(OsStr::new(".bom")))
         .then(|| store.parent())
         .flatten();
@@ -627,7 +629,7 @@ fn build_roots(store: &Path, cwd: &Path, tree: Option<&Path>) -> Vec<PathBuf> {
     for extra in [tree, bom_parent].into_iter().flatten() {
         // a relative path would be taken from wherever the step runs
         if extra.is_absolute()
-            && extra.parent().is_some()
+            && !SYSTEM.iter().any(|s| Path::new(s).starts_with(extra))
             && !roots.iter().any(|r| extra.starts_with(r))
         {
             roots.push(extra.to_path_buf());
@@ -1071,7 +1073,7 @@ mod tests {
     }
 
     #[test]
-    fn the_build_tree_is_the_steps_directory_the_store_and_the_runs_tree_never_the_root() {
+    fn the_build_tree_is_the_steps_directory_the_store_and_the_runs_tree_never_a_system_one() {
         let p = |s: &str| PathBuf::from(s);
         let roots = |store: &str, cwd: &str, tree: Option<&str>| {
             build_roots(Path::new(store), Path::new(cwd), tree.map(Path::new))
@@ -1091,6 +1093,19 @@ mod tests {
         // would decide)
         assert_eq!(roots("/.bom", "/w", Some("/w/sub")), [p("/w"), p("/.bom")]);
         assert_eq!(roots("/s", "/w", Some("/")), [p("/w"), p("/s")]);
+        for system in ["/usr", "/usr/lib", "/usr/local", "/opt"] {
+            assert_eq!(
+                roots("/s", "/w", Some(system)),
+                [p("/w"), p("/s")],
+                "{system}"
+            );
+        }
+        assert_eq!(roots("/usr/.bom", "/w", None), [p("/w"), p("/usr/.bom")]);
+        // a tree below such a directory is a tree like any other
+        assert_eq!(
+            roots("/s", "/usr/src/linux/kernel", Some("/usr/src/linux")),
+            [p("/usr/src/linux/kernel"), p("/s"), p("/usr/src/linux")]
+        );
         assert_eq!(roots("/s", "/w", Some("rel")), [p("/w"), p("/s")]);
         // only a store named `.bom` says where its tree is
         assert_eq!(
