@@ -622,7 +622,7 @@ pub const BUILD_TREE_ENV: &str = "OMNISHIM_BUILD_TREE";
 /// Which cache a file goes to changes how often it is hashed, never its ID.
 fn build_roots(store: &Path, cwd: &Path, tree: Option<&Path>) -> Vec<PathBuf> {
     const SYSTEM: [&str; 5] = ["/usr/include", "/usr/lib", "/usr/local", "/lib", "/opt"];
-    let bom_parent = (store.file_name() == Some(OsStr::new(".bom")))
+    let bom_parent = (store.file_name() == Some(OsStr::new(super::STORE_DIR)))
         .then(|| store.parent())
         .flatten();
     let mut roots = vec![cwd.to_path_buf(), store.to_path_buf()];

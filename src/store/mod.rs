@@ -40,6 +40,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub const TOOL: &str = "omnishim";
+/// The name of a store found by walking up from a step's directory.
+pub const STORE_DIR: &str = ".bom";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -121,12 +123,12 @@ impl Store {
             return Store::at(cwd.join(d));
         }
         for dir in cwd.ancestors() {
-            let cand = dir.join(".bom");
+            let cand = dir.join(STORE_DIR);
             if cand.is_dir() {
                 return Store::at(cand);
             }
         }
-        Store::at(cwd.join(".bom"))
+        Store::at(cwd.join(STORE_DIR))
     }
 
     /// The store the current process should use.
@@ -586,7 +588,7 @@ impl Store {
                     continue;
                 };
                 for (rest, kind) in sub.entries()? {
-                    if kind != Kind::File || rest.as_encoded_bytes().starts_with(b".tmp") {
+                    if kind != Kind::File || safe::is_temp(&rest) {
                         continue;
                     }
                     rep.objects += 1;
@@ -703,7 +705,7 @@ fn verify_tree(
                 }
             }
             Kind::File => {
-                let tmp = name.as_encoded_bytes().starts_with(b".tmp");
+                let tmp = safe::is_temp(&name);
                 if in_objects && !tmp && mode & 0o222 != 0 {
                     rep.problems.push(format!(
                         "{}: a writable object (mode {mode:04o}; objects are immutable, 0444)",

@@ -25,6 +25,14 @@ pub const DIR_MODE: u32 = 0o755;
 pub const FILE_MODE: u32 = 0o644;
 pub const OBJECT_MODE: u32 = 0o444;
 
+/// How the names of files being written whole begin (`Dir::create_temp`): readers skip them.
+const TEMP: &str = ".tmp";
+
+/// A file being written whole, or one a killed writer left.
+pub fn is_temp(name: &OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(TEMP.as_bytes())
+}
+
 /// What an entry is, as `lstat` tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -504,7 +512,7 @@ impl Dir {
         done
     }
 
-    /// Create a new temporary file (`.tmp...`, skipped by readers) with `O_EXCL`.
+    /// Create a new temporary file (`is_temp`, skipped by readers) with `O_EXCL`.
     fn create_temp(&self, mode: u32) -> Result<(OsString, File), StoreError> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
@@ -513,7 +521,7 @@ impl Dir {
         for _ in 0..100 {
             let n = SEQ.fetch_add(1, Ordering::Relaxed);
             let name = OsString::from(format!(
-                ".tmp{:x}.{:x}.{:x}",
+                "{TEMP}{:x}.{:x}.{:x}",
                 std::process::id(),
                 n,
                 nanos.wrapping_add(n.wrapping_mul(7919))
@@ -532,7 +540,7 @@ impl Dir {
                 Err(e) => return Err(self.io(&name)(e)),
             }
         }
-        Err(self.io(OsStr::new(".tmp"))(
+        Err(self.io(OsStr::new(TEMP))(
             io::ErrorKind::AlreadyExists.into(),
         ))
     }
@@ -560,7 +568,7 @@ impl Dir {
     /// another writer's file in progress would go too.
     pub fn remove_temps(&self) {
         for (name, kind) in self.entries().unwrap_or_default() {
-            if kind == Kind::File && name.as_encoded_bytes().starts_with(b".tmp") {
+            if kind == Kind::File && is_temp(&name) {
                 self.unlink(&name);
             }
         }
