@@ -252,15 +252,19 @@ fn record_members(
 
 /// Identify files once each; files that do not exist were not read (-MG headers).
 pub fn identify_all(rec: &Recorder, paths: &[String]) -> Result<Vec<Input>, RecordError> {
-    // keyed by the path's bytes: hashing a Path walks its components
-    let mut seen: std::collections::HashSet<std::ffi::OsString> = Default::default();
+    let abs: Vec<PathBuf> = paths.iter().map(|p| rec.abs(&arg::path(p))).collect();
+    // keyed by the path's bytes (hashing a Path walks its components), borrowed: each path
+    // then goes to its input as it is
+    let keep: Vec<bool> = {
+        let mut seen: std::collections::HashSet<&std::ffi::OsStr> = Default::default();
+        abs.iter().map(|p| seen.insert(p.as_os_str())).collect()
+    };
     let mut out = Vec::with_capacity(paths.len());
-    for p in paths {
-        let abs = rec.abs(&arg::path(p));
-        if !seen.insert(abs.as_os_str().to_owned()) {
+    for (p, keep) in abs.into_iter().zip(keep) {
+        if !keep {
             continue;
         }
-        match rec.input(&abs) {
+        match rec.input_at(p) {
             Ok(i) => out.push(i),
             Err(RecordError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound => {}

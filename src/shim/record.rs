@@ -2,7 +2,6 @@
 
 use crate::elf::{self, NoteIds};
 use crate::gitoid::{self, Alg, Ids};
-use crate::manifest::Manifest;
 use crate::store::{Cached, HashCache, Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -232,8 +231,16 @@ impl Recorder {
         Ok((input, shared))
     }
 
+    /// `input` of a path already absolute and folded (see `abs`).
+    pub fn input_at(&self, path: PathBuf) -> Result<Input, RecordError> {
+        Ok(self.input_cached_at(path)?.0)
+    }
+
     fn input_cached(&self, p: &Path) -> Result<(Input, Cached), RecordError> {
-        let path = self.abs(p);
+        self.input_cached_at(self.abs(p))
+    }
+
+    fn input_cached_at(&self, path: PathBuf) -> Result<(Input, Cached), RecordError> {
         let cached = self.cache.lookup(&path).map_err(io_err(&path))?;
         let ids = cached.ids;
         let mut manifest = NoteIds::default();
@@ -288,11 +295,12 @@ impl Recorder {
     pub fn manifests(&self, inputs: &[Input]) -> Result<Ids, RecordError> {
         let mut out = Vec::with_capacity(2);
         for alg in Alg::ALL {
-            let mut m = Manifest::new(alg);
-            for i in inputs {
-                m.add(i.ids.get(alg), i.manifest.get(alg));
-            }
-            out.push(self.store.put_manifest(&m)?);
+            let mut pairs: Vec<_> = inputs
+                .iter()
+                .map(|i| (i.ids.get(alg), i.manifest.get(alg)))
+                .collect();
+            let bytes = crate::manifest::canonical_bytes(alg, &mut pairs);
+            out.push(self.store.put_object(alg, &bytes)?);
         }
         Ok(Ids {
             sha1: out[0],

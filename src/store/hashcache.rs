@@ -224,7 +224,7 @@ fn last_entry(text: &[u8], key: &str) -> Option<Cached> {
     }
 }
 
-const SHARD_COUNT: u64 = 64;
+const SHARD_COUNT: u64 = snapshot::SHARDS as u64;
 /// A log of the user's cache this big or bigger is mapped, a smaller one read (see
 /// `Dir::load_owned`; a log of a few hundred entries is 30-60 KB).
 const MAP_FROM: usize = 64 << 10;
@@ -464,11 +464,11 @@ impl Logs {
         let _ = self.with_dir(false, |d| {
             for i in 0..SHARD_COUNT {
                 if let Ok(Some(l)) = d.load_owned(OsStr::new(&format!("{i:02x}")), MAP_FROM) {
-                    texts.push(l);
+                    texts.push((i as usize, l));
                 }
             }
         });
-        let bytes: Vec<&[u8]> = texts.iter().map(Loaded::bytes).collect();
+        let bytes: Vec<(usize, &[u8])> = texts.iter().map(|(i, l)| (*i, l.bytes())).collect();
         let entries = fold(&bytes);
         let cost = now_ns().saturating_sub(now);
         let _ = parent.write_replace(
@@ -493,11 +493,12 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Every identity the logs' whole lines give, with what a lookup in the logs would answer
-/// for it (its own line, its `+nonote` and `+type` lines with the same IDs). An identity
-/// whose lines disagree (two IDs for one identity, in one log or two) is left out: the logs
-/// answer it, as before. So is a line whose key is not exactly what `HashCache::key` writes.
-pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
+/// Every identity the logs' whole lines give (each log with its shard number), with what a
+/// lookup in the logs would answer for it (its own line, its `+nonote` and `+type` lines
+/// with the same IDs) and the shards whose logs hold it (bit k: shard k). An identity whose
+/// lines disagree (two IDs for one identity, in one log or two) is left out: the logs answer
+/// it, as before. So is a line whose key is not exactly what `HashCache::key` writes.
+pub(super) fn fold(texts: &[(usize, &[u8])]) -> Vec<(Identity, Cached, u64)> {
     /// A line's answer: IDs, ELF, shared (as `parse_entry` reads it).
     type Said = (Ids, bool, Option<bool>);
     #[derive(Default)]
@@ -506,10 +507,11 @@ pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
         no_note: Option<Said>,
         ty: Option<Said>,
         conflict: bool,
+        shards: u64,
     }
     let mut seen: std::collections::HashMap<Identity, Seen> = Default::default();
     let mut order: Vec<Identity> = Vec::new();
-    for text in texts {
+    for &(shard, text) in texts {
         let end = last_newline(text).map_or(0, |e| e + 1);
         for line in text[..end].split(|&b| b == b'\n') {
             let Ok(line) = std::str::from_utf8(line) else {
@@ -530,6 +532,11 @@ pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
                 order.push(id);
                 Seen::default()
             });
+            if kind.is_empty() {
+                // the logs answer a lookup from the log of the file's directory: so does
+                // the snapshot, from that shard's table
+                s.shards |= 1u64.checked_shl(shard as u32).unwrap_or(0);
+            }
             let slot = match kind {
                 "nonote" => &mut s.no_note,
                 "type" => &mut s.ty,
@@ -562,6 +569,7 @@ pub(super) fn fold(texts: &[&[u8]]) -> Vec<(Identity, Cached)> {
                         shared
                     },
                 },
+                s.shards,
             ))
         })
         .collect()
@@ -638,6 +646,28 @@ fn build_roots(store: &Path, cwd: &Path, tree: Option<&Path>) -> Vec<PathBuf> {
     roots
 }
 
+/// Is the path below (or at) one of the roots? As `Path::starts_with`, over the bytes when
+/// the path is spelled plainly (every input a step looks up is folded so): comparing
+/// component by component took about a microsecond per input with four roots.
+fn in_tree(path: &Path, roots: &[PathBuf]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let p = path.as_os_str().as_bytes();
+    let plain = |b: &[u8]| {
+        !(b.windows(2).any(|w| w == b"//")
+            || b.windows(3).any(|w| w == b"/./")
+            || b.ends_with(b"/")
+            || b.ends_with(b"/.")
+            || b.starts_with(b"./"))
+    };
+    roots.iter().any(|r| {
+        let r = r.as_os_str().as_bytes();
+        if !(plain(p) && plain(r)) || r.is_empty() {
+            return path.starts_with(Path::new(OsStr::from_bytes(r)));
+        }
+        p.starts_with(r) && (p.len() == r.len() || p[r.len()] == b'/')
+    })
+}
+
 /// The user's cache directory: `$XDG_CACHE_HOME` (an absolute path), else `$HOME/.cache`.
 fn user_home() -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
@@ -701,7 +731,7 @@ impl HashCache {
         match &self.user {
             // no usable cache of the user's own (no home, another user's directory): the
             // store keeps these files' entries, as it keeps the build's
-            Some(u) if !self.build.iter().any(|b| path.starts_with(b)) && u.usable() => Some(u),
+            Some(u) if !in_tree(path, &self.build) && u.usable() => Some(u),
             _ => self.local.as_ref(),
         }
     }
@@ -713,9 +743,14 @@ impl HashCache {
 
     /// The shard log for a file: FNV-1a of its directory's path.
     pub(super) fn shard_of(path: &Path) -> String {
+        format!("{:02x}", Self::shard_index(path))
+    }
+
+    /// `shard_of` as a number.
+    fn shard_index(path: &Path) -> usize {
         use std::os::unix::ffi::OsStrExt;
         let dir = path.parent().unwrap_or(Path::new(""));
-        format!("{:02x}", fnv1a(dir.as_os_str().as_bytes()) % SHARD_COUNT)
+        (fnv1a(dir.as_os_str().as_bytes()) % SHARD_COUNT) as usize
     }
 
     /// Remember the IDs of a file we have just written ourselves (a step's output with its
@@ -749,12 +784,13 @@ impl HashCache {
             return hash_with_kind(path); // gives the proper error
         }
         let id = identity(&before);
-        if let Some(mut c) = logs.snapshot().and_then(|s| s.get(&id)) {
+        let shard = Self::shard_index(path);
+        if let Some(mut c) = logs.snapshot().and_then(|s| s.get(shard, &id)) {
             c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
             return Ok(c);
         }
         let key = key_of_identity(&id);
-        let shard = Self::shard_of(path);
+        let shard = format!("{shard:02x}");
         if let Some(mut c) = logs.find_in(&shard, &key).map_err(io::Error::other)? {
             logs.behind.set(true);
             c.mtime = Some(std::os::unix::fs::MetadataExt::mtime(&before));
@@ -1070,6 +1106,47 @@ mod tests {
             assert_eq!(s, format!("{n:x}"));
         }
         assert_eq!(format!("{:x}", -1i64), format!("{:x}", -1i64 as u64));
+    }
+
+    #[test]
+    fn in_tree_answers_as_paths_starts_with() {
+        let roots: Vec<PathBuf> = ["/b/src", "/w/t/.bom", "/x/./y", "/s/", "rel/dir", "/"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let paths = [
+            "/b/src",
+            "/b/src/a.h",
+            "/b/srcx/a.h",
+            "/b/sr",
+            "/b",
+            "/b/src/../../etc/passwd",
+            "/b//src/a.h",
+            "/b/./src/a.h",
+            "/b/src/",
+            "/w/t/.bom/objects",
+            "/w/t/.bomb",
+            "/x/y/z",
+            "/x/./y/z",
+            "/s",
+            "/s/q",
+            "/sq",
+            "rel/dir/f",
+            "./rel/dir/f",
+            "rel/dirx",
+            "/usr/include/stdio.h",
+        ];
+        for p in paths {
+            for r in &roots {
+                let one = std::slice::from_ref(r);
+                assert_eq!(
+                    in_tree(Path::new(p), one),
+                    Path::new(p).starts_with(r),
+                    "{p} under {}",
+                    r.display()
+                );
+            }
+        }
     }
 
     #[test]
@@ -1403,12 +1480,20 @@ mod tests {
         ]
         .concat();
         let texts = [a.as_str(), b.as_str()];
-        let folded = fold(&[a.as_bytes(), b.as_bytes()]);
+        let folded = fold(&[(0, a.as_bytes()), (5, b.as_bytes())]);
+        // each identity in the shards of the logs holding its own line
+        let shards_of = |i: u64| {
+            let id = identity_of_key(&key(i)).unwrap();
+            folded.iter().find(|e| e.0 == id).map(|e| e.2)
+        };
+        assert_eq!(shards_of(5), Some(1 | 1 << 5));
+        assert_eq!(shards_of(6), Some(1 << 5));
+        assert_eq!(shards_of(0), Some(1));
         let bytes = snapshot::encode(&folded, 1, 1);
         let snap = Snapshot::new(&bytes[..]).unwrap();
         let got = |i: u64| {
-            let k = key(i);
-            snap.get(&identity_of_key(&k).unwrap())
+            let id = identity_of_key(&key(i)).unwrap();
+            snap.get(0, &id).or_else(|| snap.get(5, &id))
         };
         let mut answered = 0;
         for i in 0..10 {
