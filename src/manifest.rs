@@ -106,18 +106,15 @@ impl Manifest {
 /// so that of one artifact's entries the last known manifest ID wins, as with `add`).
 pub fn canonical_bytes(alg: Alg, inputs: &mut Vec<(Id, Option<Id>)>) -> Vec<u8> {
     inputs.sort_by_key(|a| a.0);
-    let mut kept: Vec<(Id, Option<Id>)> = Vec::with_capacity(inputs.len());
-    for (a, m) in inputs.drain(..) {
-        match kept.last_mut() {
-            Some(last) if last.0 == a => {
-                if m.is_some() {
-                    last.1 = m;
-                }
-            }
-            _ => kept.push((a, m)),
+    // `dedup_by` keeps the first of a run and hands each later one with it
+    inputs.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same && later.1.is_some() {
+            first.1 = later.1;
         }
-    }
-    records(alg, kept.len(), kept.iter().map(|(a, m)| (a, m)))
+        same
+    });
+    records(alg, inputs.len(), inputs.iter().map(|(a, m)| (a, m)))
 }
 
 /// The header and one record per input, the inputs already sorted and distinct.

@@ -71,31 +71,20 @@ fn check_of(slot: &[u8]) -> u64 {
 pub fn encode(entries: &[(Identity, Cached, u64)], now_ns: u64, cost_ns: u64) -> Vec<u8> {
     let mut n = [0usize; SHARDS];
     let mut placed = 0;
-    let kept_entries = entries
+    let entries = entries
         .iter()
         .take_while(|(_, _, shards)| {
             placed += shards.count_ones() as usize;
             placed <= MAX_ENTRIES
         })
-        .count();
-    let entries = &entries[..kept_entries];
-    for (_, _, shards) in entries {
-        for (k, c) in n.iter_mut().enumerate() {
-            *c += (shards >> k & 1) as usize;
-        }
-    }
+        .inspect(|(_, _, shards)| shards_in(*shards).for_each(|k| n[k] += 1))
+        .collect::<Vec<_>>();
     // each at most half full: a miss (a file no build has hashed yet) ends at an empty
     // slot soon
-    let counts: Vec<usize> = n
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                0
-            } else {
-                (2 * c).max(8).next_power_of_two()
-            }
-        })
-        .collect();
+    let counts = n.map(|c| match c {
+        0 => 0,
+        c => (2 * c).max(8).next_power_of_two(),
+    });
     let total: usize = counts.iter().sum();
     let mut out = vec![0u8; HEADER + DIR + total * SLOT];
     out[..8].copy_from_slice(MAGIC);
@@ -111,34 +100,20 @@ pub fn encode(entries: &[(Identity, Cached, u64)], now_ns: u64, cost_ns: u64) ->
     }
     let mut kept = 0u64;
     for (id, c, shards) in entries {
-        let key = identity_bytes(id);
-        for k in (0..SHARDS).filter(|k| shards >> k & 1 == 1) {
+        let filled = slot_of(id, c);
+        let key = &filled[8..64];
+        for k in shards_in(*shards) {
             let size = counts[k];
-            let mut at = (fnv1a(&key) as usize) & (size - 1);
+            let mut at = (fnv1a(key) as usize) & (size - 1);
             loop {
                 let s = HEADER + DIR + (starts[k] + at) * SLOT;
                 let slot = &mut out[s..s + SLOT];
                 if u64_at(slot, 0) == 0 {
-                    slot[8..64].copy_from_slice(&key);
-                    slot[64..84].copy_from_slice(c.ids.sha1.as_bytes());
-                    slot[84..116].copy_from_slice(c.ids.sha256.as_bytes());
-                    let mut flags = 0;
-                    if c.elf {
-                        flags |= ELF;
-                    }
-                    if c.no_note {
-                        flags |= NO_NOTE;
-                    }
-                    if let Some(shared) = c.shared {
-                        flags |= SHARED_KNOWN | if shared { SHARED } else { 0 };
-                    }
-                    slot[116] = flags;
-                    let check = check_of(slot);
-                    slot[..8].copy_from_slice(&check.to_le_bytes());
+                    slot.copy_from_slice(&filled);
                     kept += 1;
                     break;
                 }
-                if slot[8..64] == key {
+                if &slot[8..64] == key {
                     break;
                 }
                 at = (at + 1) & (size - 1);
@@ -147,6 +122,33 @@ pub fn encode(entries: &[(Identity, Cached, u64)], now_ns: u64, cost_ns: u64) ->
     }
     out[16..24].copy_from_slice(&kept.to_le_bytes());
     out
+}
+
+/// The shards a set names (bit k: shard k).
+fn shards_in(set: u64) -> impl Iterator<Item = usize> {
+    (0..SHARDS).filter(move |k| set >> k & 1 == 1)
+}
+
+/// An entry's slot, its check value filled in.
+fn slot_of(id: &Identity, c: &Cached) -> [u8; SLOT] {
+    let mut slot = [0u8; SLOT];
+    slot[8..64].copy_from_slice(&identity_bytes(id));
+    slot[64..84].copy_from_slice(c.ids.sha1.as_bytes());
+    slot[84..116].copy_from_slice(c.ids.sha256.as_bytes());
+    let mut flags = 0;
+    if c.elf {
+        flags |= ELF;
+    }
+    if c.no_note {
+        flags |= NO_NOTE;
+    }
+    if let Some(shared) = c.shared {
+        flags |= SHARED_KNOWN | if shared { SHARED } else { 0 };
+    }
+    slot[116] = flags;
+    let check = check_of(&slot);
+    slot[..8].copy_from_slice(&check.to_le_bytes());
+    slot
 }
 
 /// A snapshot's bytes, checked for their shape.
@@ -251,10 +253,6 @@ mod tests {
         )
     }
 
-    fn shards(mask: u64) -> impl Iterator<Item = usize> {
-        (0..SHARDS).filter(move |k| mask >> k & 1 == 1)
-    }
-
     fn same(a: &Cached, b: &Cached) -> bool {
         a.ids == b.ids && a.elf == b.elf && a.no_note == b.no_note && a.shared == b.shared
     }
@@ -340,7 +338,7 @@ mod tests {
         let lookups = |snap: &Snapshot<&[u8]>| {
             entries
                 .iter()
-                .flat_map(|(id, c, mask)| shards(*mask).map(move |k| (k, id, c)))
+                .flat_map(|(id, c, mask)| shards_in(*mask).map(move |k| (k, id, c)))
                 .filter_map(|(k, id, c)| snap.get(k, id).map(|g| (g, c)))
                 .collect::<Vec<_>>()
         };
